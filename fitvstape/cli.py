@@ -1,0 +1,279 @@
+"""The command line: parse, call one library function, render. The only module that prints.
+
+TensorFlow is imported only inside the commands that train, so ``--help``, ``--version`` and
+every validation error answer instantly.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import sys
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import click
+
+from fitvstape import __version__
+from fitvstape.config import FULL_BATCH, SCHEMA, Setting
+from fitvstape.errors import InputError
+
+EXIT_MISMATCH = 1
+EXIT_BAD_INPUT = 2
+REPORT_WIDTH = 100
+
+
+class _BatchSize(click.ParamType):
+    name = "batch_size"
+
+    def convert(self, value: Any, param: Any, ctx: Any) -> int | str:
+        if isinstance(value, int) or value == FULL_BATCH:
+            return value
+        try:
+            return int(value)
+        except ValueError:
+            self.fail(f'{value!r} is not an integer or "{FULL_BATCH}"', param, ctx)
+
+
+class _Floats(click.ParamType):
+    name = "floats"
+
+    def convert(self, value: Any, param: Any, ctx: Any) -> tuple[float, ...]:
+        if isinstance(value, tuple):
+            return value
+        try:
+            return tuple(float(v) for v in str(value).split(","))
+        except ValueError:
+            self.fail(f"{value!r} is not a comma-separated list of numbers", param, ctx)
+
+
+def _option(setting: Setting) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """A click option for one schema setting. Defaults are None: unset flags don't override."""
+    default = setting.default()
+    help_text = setting.help if setting.option else f"{setting.help} [default: {_show(default)}]"
+    if setting.kind == "bool":
+        name = setting.cli_flag[2:]
+        return click.option(f"--{name}/--no-{name}", setting.key, default=None, help=help_text)
+    kind = {
+        "int": click.INT,
+        "float": click.FLOAT,
+        "str": click.STRING,
+        "path": click.Path(path_type=Path, dir_okay=False),
+        "batch_size": _BatchSize(),
+        "floats": _Floats(),
+        "choice": click.Choice(setting.choices),
+    }[setting.kind]
+    metavar = {"batch_size": "INT|full", "floats": "W1,W2,...", "path": "PATH.csv"}.get(setting.kind)
+    return click.option(
+        setting.cli_flag, setting.key, type=kind, default=None, metavar=metavar, help=help_text
+    )
+
+
+def _show(value: Any) -> str:
+    return str(value).lower() if isinstance(value, bool) else str(value)
+
+
+def comparison_options(func: Callable[..., Any]) -> Callable[..., Any]:
+    """The options ``run`` and ``check`` share, built from the config schema, plus output."""
+    for setting in reversed(SCHEMA):
+        func = _option(setting)(func)
+    func = click.option(
+        "-o",
+        "--output",
+        type=click.Path(path_type=Path, dir_okay=False),
+        help="Write the report to FILE (atomically) instead of stdout.",
+    )(func)
+    func = click.option(
+        "--format",
+        "output_format",
+        type=click.Choice(["text", "json", "markdown"]),
+        default="text",
+        show_default=True,
+        help="Report format.",
+    )(func)
+    func = click.option(
+        "-c",
+        "--config",
+        "config_path",
+        type=click.Path(path_type=Path, dir_okay=False),
+        help="A TOML config file; flags override it.",
+    )(func)
+    return func
+
+
+class _Group(click.Group):
+    """Runs commands so that every usage error is one line, ``Error: ...``, and exit status 2."""
+
+    def main(
+        self,
+        args: Any = None,
+        prog_name: Any = None,
+        complete_var: Any = None,
+        standalone_mode: bool = True,
+        **extra: Any,
+    ) -> Any:
+        if not standalone_mode:
+            return super().main(args, prog_name, complete_var, False, **extra)
+        try:
+            code = super().main(args, prog_name, complete_var, False, **extra)
+        except click.UsageError as exc:
+            hint = f"Try '{exc.ctx.command_path} --help' for help." if exc.ctx else ""
+            click.echo(f"Error: {exc.format_message()}", err=True)
+            if hint:
+                click.echo(hint, err=True)
+            sys.exit(EXIT_BAD_INPUT)
+        except click.ClickException as exc:
+            exc.show()
+            sys.exit(exc.exit_code)
+        except click.Abort:
+            click.echo("Aborted!", err=True)
+            sys.exit(130)
+        sys.exit(code if isinstance(code, int) else 0)
+
+
+class BadInput(click.ClickException):
+    """An :class:`InputError` on its way out: ``Error: <message>``, exit status 2."""
+
+    exit_code = EXIT_BAD_INPUT
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, "-V", "--version", prog_name="fitvstape")
+def cli() -> None:
+    """Train one linear regression with model.fit() and with a GradientTape loop, and compare.
+
+    Both paths start from the same weights, see the same batches in the same order, and report
+    each epoch's loss the way fit does. Set up the same way, they agree bit for bit on CPU.
+
+    \b
+    Examples:
+      fitvstape run --epochs 10 --lr 0.01
+      fitvstape run --optimizer adam --batch-size full --format json
+      fitvstape check --config configs/default.toml
+    """
+
+
+@cli.command()
+@comparison_options
+def run(config_path: Path | None, output_format: str, output: Path | None, **flags: Any) -> None:
+    """Train both ways and print the comparison tables.
+
+    Exits 0 whether or not the paths agree (a diverged run is reported, not a crash); use
+    ``check`` to gate on agreement.
+    """
+    result = _compare(config_path, output, flags)
+    _emit(_render(result, output_format, styled=output is None), output)
+
+
+@cli.command()
+@comparison_options
+def check(config_path: Path | None, output_format: str, output: Path | None, **flags: Any) -> None:
+    """Train both ways and exit 0 if they agree, 1 if they differ or diverge.
+
+    Agreement means |fit - tape| <= atol + rtol*|fit| for every epoch loss and every weight.
+    Both tolerances default to 0: exact equality, which is what the two paths reach on CPU
+    when set up the same way.
+    """
+    from fitvstape import report
+
+    result = _compare(config_path, output, flags)
+    if output_format == "text":
+        _emit(report.verdict(result.comparison) + "\n", output)
+    else:
+        _emit(_render(result, output_format, styled=output is None), output)
+    if not result.comparison.match:
+        sys.exit(EXIT_MISMATCH)
+
+
+@cli.command()
+@click.argument("expression")
+@click.option("--at", "bindings", multiple=True, metavar="NAME=VALUE", help="Bind a variable (repeatable).")
+@click.option(
+    "--format",
+    "output_format",
+    type=click.Choice(["text", "json"]),
+    default="text",
+    show_default=True,
+    help="Output format.",
+)
+def grad(expression: str, bindings: tuple[str, ...], output_format: str) -> None:
+    """Differentiate EXPRESSION with tf.GradientTape, checked by finite differences.
+
+    The notebook's autodiff demo: `fitvstape grad "2*w**2 + 5" --at w=2` gives 13 and 8.0.
+    Expressions may use numbers, bound variables, + - * / **, parentheses and sin, cos, tan,
+    exp, log, sqrt, tanh, sigmoid, abs. Nothing else is evaluated.
+    """
+    from fitvstape import autodiff, report
+
+    try:
+        result = autodiff.gradient(expression, autodiff.parse_bindings(bindings))
+    except InputError as exc:
+        raise BadInput(str(exc)) from None
+    if output_format == "json":
+        click.echo(report.dumps(result.to_dict()), nl=False)
+        return
+    click.echo(f"{expression} = {result.value:.9g}")
+    for name, value in result.gradients.items():
+        fd = result.finite_difference[name]
+        click.echo(f"d/d{name} = {value:.9g}   (tf.GradientTape; finite difference {fd:.9g})")
+
+
+def _compare(config_path: Path | None, output: Path | None, flags: dict[str, Any]) -> Any:
+    from fitvstape.config import resolve
+    from fitvstape.runner import run_comparison
+
+    try:
+        config = resolve(config_path, flags)
+        _refuse_overwriting_inputs(output, config_path, config.data.csv)
+        return run_comparison(config)
+    except InputError as exc:
+        raise BadInput(str(exc)) from None
+
+
+def _refuse_overwriting_inputs(output: Path | None, *inputs: Path | None) -> None:
+    if output is None:
+        return
+    for given in inputs:
+        if given is not None and given.exists() and output.exists() and output.samefile(given):
+            raise InputError(f"--output: {output} is an input of this run; refusing to overwrite it")
+    if not output.parent.is_dir() and str(output.parent) not in ("", "."):
+        raise InputError(f"--output: folder {output.parent} does not exist")
+
+
+def _render(result: Any, output_format: str, styled: bool) -> str:
+    """The report as text; ``styled`` adds colour and the terminal's width on a terminal."""
+    from rich.console import Console
+
+    from fitvstape import report
+
+    if output_format == "json":
+        return report.dumps(report.to_json(result))
+    if output_format == "markdown":
+        return report.markdown(result)
+    buffer = io.StringIO()
+    terminal = styled and sys.stdout.isatty()
+    console = Console(
+        file=buffer,
+        width=os.get_terminal_size().columns if terminal else REPORT_WIDTH,
+        force_terminal=terminal,
+        color_system="auto" if terminal else None,
+    )
+    console.print(report.text(result))
+    return buffer.getvalue()
+
+
+def _emit(text: str, output: Path | None) -> None:
+    """Print, or write ``output`` atomically: a temp file in the same folder, then a rename."""
+    if output is None:
+        click.echo(text, nl=False)
+        return
+    fd, tmp = tempfile.mkstemp(prefix=f".{output.name}.", suffix=".tmp", dir=output.parent or ".")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        os.replace(tmp, output)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

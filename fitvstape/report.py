@@ -1,0 +1,189 @@
+"""A :class:`~fitvstape.runner.RunResult` as a JSON document, rich tables, or GitHub markdown.
+
+Builders return values (a dict, renderables, a string) and never print: the CLI decides where
+output goes. Loss and weight values are shown with 9 significant digits, enough to tell any two
+float32 values apart, so equal-looking numbers in a table are equal numbers.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Any
+
+from rich.console import Group, RenderableType
+from rich.table import Table
+from rich.text import Text
+
+from fitvstape.compare import Comparison
+from fitvstape.runner import RunResult
+
+FORMATS = ("text", "json", "markdown")
+
+
+def to_json(result: RunResult) -> dict[str, Any]:
+    """The machine-readable report. Non-finite numbers become null in :func:`dumps`."""
+    c = result.comparison
+    return {
+        "versions": result.versions,
+        "config": result.config.to_dict(),
+        "data": result.data.describe(),
+        "plan": {
+            "batch_size": result.plan.batch_size,
+            "steps_per_epoch": result.plan.steps_per_epoch,
+            "last_batch_size": result.plan.batch_sizes[-1],
+        },
+        "epochs": [
+            {"epoch": d.epoch, "fit_loss": d.fit_loss, "tape_loss": d.tape_loss, "abs_diff": d.abs_diff}
+            for d in c.epochs
+        ],
+        "weights": {
+            "initial": result.initial.to_dict(),
+            "fit": result.fit.weights.to_dict(),
+            "tape": result.tape.weights.to_dict(),
+            "closed_form": result.closed_form.to_dict(),
+        },
+        "summary": {
+            "max_abs_loss_diff": c.max_abs_loss_diff,
+            "max_abs_weight_diff": c.max_abs_weight_diff,
+            "max_ulp_diff": c.max_ulp_diff,
+            "worst_epoch": c.worst_epoch.epoch,
+            "worst_parameter": c.worst_param.name,
+            "diverged": c.diverged,
+            "within_tolerance": c.within_tolerance,
+            "match": c.match,
+            "verdict": verdict(c),
+        },
+        "timings": {
+            "fit_s": result.fit.seconds,
+            "tape_s": result.tape.seconds,
+            "fit_epoch_s": list(result.fit.epoch_seconds),
+            "tape_epoch_s": list(result.tape.epoch_seconds),
+        },
+    }
+
+
+def dumps(document: dict[str, Any]) -> str:
+    """Strict JSON (no NaN or Infinity tokens): non-finite floats are written as null."""
+    return json.dumps(_finite_or_none(document), indent=2, allow_nan=False) + "\n"
+
+
+def verdict(c: Comparison) -> str:
+    """One line: MATCH, DIFFER or DIVERGED, naming the worst epoch or parameter."""
+    diverged = [f"{path} from epoch {epoch}" for path, epoch in c.diverged.items() if epoch]
+    if diverged:
+        return f"DIVERGED: non-finite loss or weights ({'; '.join(diverged)})."
+    exact = c.tolerance.rtol == 0 and c.tolerance.atol == 0
+    tol = "" if exact else f" (rtol={c.tolerance.rtol:g}, atol={c.tolerance.atol:g})"
+    if c.match:
+        if c.max_abs_loss_diff == 0 and c.max_abs_weight_diff == 0:
+            return f"MATCH: fit and tape agree bit for bit over {len(c.epochs)} epochs."
+        return (
+            f"MATCH within tolerance{tol}: max |Δ loss| {_g(c.max_abs_loss_diff)}, "
+            f"max |Δ weight| {_g(c.max_abs_weight_diff)} ({c.max_ulp_diff} ulp)."
+        )
+    e, p = c.worst_epoch, c.worst_param
+    return (
+        f"DIFFER{' beyond tolerance' + tol if tol else ''}: worst epoch {e.epoch} "
+        f"(|Δ loss| {_g(e.abs_diff)}), worst parameter {p.name} "
+        f"(|Δ| {_g(p.abs_diff)}, {p.ulp_diff} ulp)."
+    )
+
+
+def text(result: RunResult) -> RenderableType:
+    """The human report: the epoch table, the weights table, the verdict and the versions."""
+    c = result.comparison
+    epochs = Table(title="Loss per epoch")
+    for name in ("epoch", "fit loss", "tape loss", "|Δ|"):
+        epochs.add_column(name, justify="right")
+    for d in c.epochs:
+        epochs.add_row(str(d.epoch), _f(d.fit_loss), _f(d.tape_loss), _g(d.abs_diff))
+
+    weights = Table(title="Final weights")
+    for name in ("parameter", "initial", "fit", "tape", "|Δ|", "ulp", "least squares"):
+        weights.add_column(name, justify="left" if name == "parameter" else "right")
+    for p in c.params:
+        weights.add_row(
+            p.name,
+            _f(p.initial),
+            _f(p.fit),
+            _f(p.tape),
+            _g(p.abs_diff),
+            "-" if p.ulp_diff is None else str(p.ulp_diff),
+            _f(p.closed_form),
+        )
+
+    style = "bold green" if c.match else "bold red"
+    v = result.versions
+    footer = (
+        f"{_setup(result)}\n"
+        f"fit {result.fit.seconds:.2f} s, tape {result.tape.seconds:.2f} s · "
+        f"TensorFlow {v['tensorflow']}, Keras {v['keras']}, fitvstape {v['fitvstape']}"
+    )
+    return Group(epochs, weights, Text(verdict(c), style=style), Text(footer, style="dim"))
+
+
+def markdown(result: RunResult) -> str:
+    """The same tables as GitHub markdown, for CI job summaries."""
+    c = result.comparison
+    lines = [
+        "## fitvstape: model.fit vs GradientTape",
+        "",
+        f"**{verdict(c)}**",
+        "",
+        _setup(result),
+        "",
+        "| epoch | fit loss | tape loss | \\|Δ\\| |",
+        "| ---: | ---: | ---: | ---: |",
+        *(f"| {d.epoch} | {_f(d.fit_loss)} | {_f(d.tape_loss)} | {_g(d.abs_diff)} |" for d in c.epochs),
+        "",
+        "| parameter | initial | fit | tape | \\|Δ\\| | ulp | least squares |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+        *(
+            f"| {p.name} | {_f(p.initial)} | {_f(p.fit)} | {_f(p.tape)} | {_g(p.abs_diff)} "
+            f"| {'-' if p.ulp_diff is None else p.ulp_diff} | {_f(p.closed_form)} |"
+            for p in c.params
+        ),
+        "",
+        f"TensorFlow {result.versions['tensorflow']}, Keras {result.versions['keras']}, "
+        f"fitvstape {result.versions['fitvstape']}",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def _setup(result: RunResult) -> str:
+    t = result.config.training
+    d = result.data
+    batch = (
+        "full batch"
+        if result.plan.steps_per_epoch == 1
+        else (
+            f"batch {result.plan.batch_size} ({result.plan.steps_per_epoch} steps, "
+            f"last {result.plan.batch_sizes[-1]})"
+        )
+    )
+    return (
+        f"{d.source} data: {d.samples} samples x {d.features} features, seed {t.seed}\n"
+        f"{t.epochs} epochs · {t.optimizer} lr={t.learning_rate:g} · {t.loss} · {batch} · "
+        f"{'shuffled' if t.shuffle else 'in order'}"
+    )
+
+
+def _f(value: float) -> str:
+    return "nan" if math.isnan(value) else f"{value:.9g}"
+
+
+def _g(value: float) -> str:
+    if math.isnan(value):
+        return "nan"
+    return "0" if value == 0 else f"{value:.3g}"
+
+
+def _finite_or_none(value: Any) -> Any:
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _finite_or_none(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite_or_none(v) for v in value]
+    return value
