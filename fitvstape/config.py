@@ -364,7 +364,7 @@ def resolve(config_path: Path | None = None, flags: Mapping[str, Any] | None = N
         merged[key] = value
         where[key] = f"{config_path}: [{SETTINGS[key].table}] {key}"
     for key, value in flag_values.items():
-        merged[key] = value
+        merged[key] = None if SETTINGS[key].kind == "batch_size" and value == FULL_BATCH else value
         where[key] = SETTINGS[key].cli_flag
     for key, value in merged.items():
         SETTINGS[key].validate(value, where[key])
