@@ -106,6 +106,8 @@ class Config:
     training: TrainingConfig = field(default_factory=TrainingConfig)
     check: CheckConfig = field(default_factory=CheckConfig)
     source: Path | None = None
+    origins: Mapping[str, str] = field(default_factory=dict)
+    """Where each non-default setting came from: a flag, or the config file and key."""
 
     def to_dict(self) -> dict[str, Any]:
         """Every resolved setting, by table, as JSON-ready values."""
@@ -276,7 +278,13 @@ SCHEMA: tuple[Setting, ...] = (
         check=_batch_size,
     ),
     Setting("training", "shuffle", "bool", "Shuffle the samples each epoch (the same order for both paths)."),
-    Setting("training", "seed", "int", "Seeds the data, the initial weights and the shuffle order."),
+    Setting(
+        "training",
+        "seed",
+        "int",
+        "Seeds the data, the initial weights and the shuffle order.",
+        check=lambda v: None if 0 <= v < 2**63 else "must be between 0 and 2**63 - 1",
+    ),
     Setting(
         "training",
         "optimizer",
@@ -383,6 +391,7 @@ def resolve(config_path: Path | None = None, flags: Mapping[str, Any] | None = N
         training=TrainingConfig(**{k: v for k, v in merged.items() if k in training_keys}, options=options),
         check=CheckConfig(**{k: v for k, v in merged.items() if SETTINGS[k].table == "check"}),
         source=config_path,
+        origins=where,
     )
 
 

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import csv
 import math
+import warnings
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -58,10 +60,17 @@ class Dataset:
         }
 
 
-def load(config: DataConfig, seed: int) -> Dataset:
-    """The data a run trains on: the CSV if one is set, else the synthetic generator."""
+def load(config: DataConfig, seed: int, origins: Mapping[str, str] | None = None) -> Dataset:
+    """The data a run trains on: the CSV if one is set, else the synthetic generator.
+
+    ``origins`` says where ``csv`` and ``target`` were set (a flag or a config key), so that a
+    bad file is blamed on what the user actually wrote.
+    """
     if config.csv is not None:
-        return read_csv(config.csv, config.target)
+        origins = origins or {}
+        return read_csv(
+            config.csv, config.target, origins.get("csv", "--data"), origins.get("target", "--target")
+        )
     return synthesize(config, seed)
 
 
@@ -88,35 +97,42 @@ def synthesize(config: DataConfig, seed: int) -> Dataset:
     )
 
 
-def read_csv(path: Path, target: str | None = None) -> Dataset:
+def read_csv(
+    path: Path, target: str | None = None, origin: str = "--data", target_origin: str = "--target"
+) -> Dataset:
     """Read a numeric CSV with a header row; ``target`` (default: the last column) is predicted.
 
     Parsing is one vectorised ``np.loadtxt`` call. Only when it fails is the file scanned again
     in Python, to name the bad row and column.
     """
-    header = _read_header(path)
+    header = _read_header(path, origin)
     if len(set(header)) != len(header):
         dup = next(name for name in header if header.count(name) > 1)
-        raise InputError(f"--data {path}: column {dup!r} appears twice in the header")
+        raise InputError(f"{origin} {path}: column {dup!r} appears twice in the header")
     target = header[-1] if target is None else target
     if target not in header:
-        raise InputError(f"--target: no column {target!r} in {path} (columns: {', '.join(header)})")
+        raise InputError(f"{target_origin}: no column {target!r} in {path} (columns: {', '.join(header)})")
     if len(header) < 2:
-        raise InputError(f"--data {path}: no feature column (only the target {target!r})")
+        raise InputError(f"{origin} {path}: no feature column (only the target {target!r})")
 
     try:
-        table = np.loadtxt(path, delimiter=",", skiprows=1, dtype=np.float64, ndmin=2, encoding="utf-8")
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # "input contained no data": reported below
+            table = np.loadtxt(path, delimiter=",", skiprows=1, dtype=np.float64, ndmin=2, encoding="utf-8")
     except ValueError:
-        raise InputError(_locate_bad_cell(path, header)) from None
+        raise InputError(_locate_bad_cell(path, header, origin)) from None
     if table.shape[0] == 0:
-        raise InputError(f"--data {path}: header only, no data rows")
+        raise InputError(f"{origin} {path}: header only, no data rows")
     if table.shape[1] != len(header):
-        raise InputError(f"--data {path}: rows have {table.shape[1]} values but the header has {len(header)}")
+        raise InputError(
+            f"{origin} {path}: rows have {table.shape[1]} values but the header has {len(header)}"
+        )
     bad = np.argwhere(~np.isfinite(table))
     if bad.size:
         row, col = bad[0]
         raise InputError(
-            f"--data {path}: row {row + 2}, column {header[col]!r}: {table[row, col]} is not a finite number"
+            f"{origin} {path}: row {row + 2}, column {header[col]!r}: "
+            f"{table[row, col]} is not a finite number"
         )
     t = header.index(target)
     feature_cols = [i for i in range(len(header)) if i != t]
@@ -129,27 +145,27 @@ def read_csv(path: Path, target: str | None = None) -> Dataset:
     )
 
 
-def _read_header(path: Path) -> list[str]:
+def _read_header(path: Path, origin: str) -> list[str]:
     try:
         with path.open(newline="", encoding="utf-8") as fh:
             first = fh.readline()
     except FileNotFoundError:
-        raise InputError(f"--data: file not found: {path}") from None
+        raise InputError(f"{origin}: file not found: {path}") from None
     except IsADirectoryError:
-        raise InputError(f"--data: {path} is a directory, not a CSV file") from None
+        raise InputError(f"{origin}: {path} is a directory, not a CSV file") from None
     except UnicodeDecodeError:
-        raise InputError(f"--data {path}: not a UTF-8 text file") from None
+        raise InputError(f"{origin} {path}: not a UTF-8 text file") from None
     except OSError as exc:
-        raise InputError(f"--data: cannot read {path}: {exc.strerror}") from None
+        raise InputError(f"{origin}: cannot read {path}: {exc.strerror}") from None
     if not first.strip():
-        raise InputError(f"--data {path}: the file is empty (expected a header row)")
+        raise InputError(f"{origin} {path}: the file is empty (expected a header row)")
     header = [name.strip() for name in next(csv.reader([first]))]
     if any(not name for name in header):
-        raise InputError(f"--data {path}: the header has an empty column name")
+        raise InputError(f"{origin} {path}: the header has an empty column name")
     return header
 
 
-def _locate_bad_cell(path: Path, header: list[str]) -> str:
+def _locate_bad_cell(path: Path, header: list[str], origin: str) -> str:
     """The first ragged row or non-numeric cell, as a message. Runs only after loadtxt failed."""
     with path.open(newline="", encoding="utf-8", errors="replace") as fh:
         rows = csv.reader(fh)
@@ -158,13 +174,13 @@ def _locate_bad_cell(path: Path, header: list[str]) -> str:
             if not row:
                 continue
             if len(row) != len(header):
-                return f"--data {path}: row {line} has {len(row)} values but the header has {len(header)}"
+                return f"{origin} {path}: row {line} has {len(row)} values but the header has {len(header)}"
             for name, cell in zip(header, row):
                 try:
                     float(cell)
                 except ValueError:
-                    return f"--data {path}: row {line}, column {name!r}: {cell.strip()!r} is not a number"
-    return f"--data {path}: cannot parse the file as numbers"
+                    return f"{origin} {path}: row {line}, column {name!r}: {cell.strip()!r} is not a number"
+    return f"{origin} {path}: cannot parse the file as numbers"
 
 
 @dataclass(frozen=True)

@@ -33,7 +33,7 @@ class RunResult:
 def run_comparison(config: Config) -> RunResult:
     """Train both paths from the same weights on the same batches and compare them."""
     training = config.training
-    data = load(config.data, training.seed)
+    data = load(config.data, training.seed, config.origins)
     plan = batch_plan(data.samples, training.batch_size, training.shuffle, training.seed)
 
     from fitvstape.trainers.fit import train_fit

@@ -6,6 +6,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, settings
 
 from fitvstape.config import resolve
 from fitvstape.runner import RunResult, run_comparison
@@ -38,3 +39,16 @@ def write(tmp_path: Path) -> Callable[[str, str], Path]:
         return path
 
     return _write
+
+
+# One fixed hypothesis profile: the same examples every run (derandomize), sized to about two
+# minutes of training on CI's two cores. Each example trains both paths.
+settings.register_profile(
+    "fitvstape",
+    max_examples=30,
+    deadline=None,
+    derandomize=True,
+    print_blob=True,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+settings.load_profile("fitvstape")

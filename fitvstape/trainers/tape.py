@@ -52,8 +52,11 @@ def train_tape(
         with tf.GradientTape() as tape:
             y_pred = model(x, training=True)
             loss = loss_fn(y, y_pred)
+            # Summed as Trainer.compute_loss sums them: ops.sum over the stacked list. Written
+            # as `loss + penalty` (or tf.add_n), grappler may merge it with the regulariser's
+            # own additions and reorder them, which moved Huber + L1 + L2 losses by 1 ulp.
             if model.losses:
-                loss = tf.add_n([loss, *model.losses])
+                loss = tf.reduce_sum(tf.stack([loss, *model.losses]))
         epoch_loss.update_state(loss, sample_weight=tf.shape(x)[0])
         grads = tape.gradient(loss, variables)
         optimizer.apply_gradients(zip(grads, variables))
