@@ -92,6 +92,7 @@ class OptimizerSpec:
     keras_class: str
     options: tuple[Option, ...]
     summary: str
+    default_learning_rate: float = 0.001
 
     def build(self, learning_rate: float, settings: Mapping[str, Any]) -> Any:
         """A fresh Keras optimizer. Each path needs its own instance (Keras raises on reuse)."""
@@ -121,7 +122,11 @@ OPTIMIZERS: dict[str, OptimizerSpec] = {
     spec.name: spec
     for spec in (
         OptimizerSpec(
-            "sgd", "SGD", (MOMENTUM, NESTEROV), "w -= lr*g; with momentum m: v = m*v - lr*g, w += v"
+            "sgd",
+            "SGD",
+            (MOMENTUM, NESTEROV),
+            "w -= lr*g; with momentum m: v = m*v - lr*g, w += v",
+            default_learning_rate=0.01,
         ),
         OptimizerSpec("adam", "Adam", (BETA_1, BETA_2, EPSILON), "bias-corrected first and second moments"),
         OptimizerSpec(

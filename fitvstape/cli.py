@@ -19,9 +19,11 @@ import click
 from fitvstape import __version__
 from fitvstape.config import FULL_BATCH, SCHEMA, Setting
 from fitvstape.errors import InputError
+from fitvstape.pitfalls import PITFALLS
 
 EXIT_MISMATCH = 1
 EXIT_BAD_INPUT = 2
+FORMATS = ("text", "json", "markdown")
 REPORT_WIDTH = 100
 
 
@@ -76,7 +78,19 @@ def _show(value: Any) -> str:
 
 
 def comparison_options(func: Callable[..., Any]) -> Callable[..., Any]:
-    """The options ``run`` and ``check`` share, built from the config schema, plus output."""
+    """``run`` and ``check``: the training options, output, and ``--pitfall``."""
+    func = click.option(
+        "--pitfall",
+        "pitfalls",
+        multiple=True,
+        type=click.Choice(list(PITFALLS)),
+        help="Write this mistake into the tape loop (repeatable); see `fitvstape pitfalls`.",
+    )(func)
+    return training_options(func)
+
+
+def training_options(func: Callable[..., Any]) -> Callable[..., Any]:
+    """The options every training command shares, built from the config schema, plus output."""
     for setting in reversed(SCHEMA):
         func = _option(setting)(func)
     func = click.option(
@@ -88,7 +102,7 @@ def comparison_options(func: Callable[..., Any]) -> Callable[..., Any]:
     func = click.option(
         "--format",
         "output_format",
-        type=click.Choice(["text", "json", "markdown"]),
+        type=click.Choice(FORMATS),
         default="text",
         show_default=True,
         help="Report format.",
@@ -157,19 +171,31 @@ def cli() -> None:
 
 @cli.command()
 @comparison_options
-def run(config_path: Path | None, output_format: str, output: Path | None, **flags: Any) -> None:
+def run(
+    config_path: Path | None,
+    output_format: str,
+    output: Path | None,
+    pitfalls: tuple[str, ...],
+    **flags: Any,
+) -> None:
     """Train both ways and print the comparison tables.
 
     Exits 0 whether or not the paths agree (a diverged run is reported, not a crash); use
     ``check`` to gate on agreement.
     """
-    result = _compare(config_path, output, flags)
+    result = _compare(config_path, output, flags, pitfalls)
     _emit(_render(result, output_format, styled=output is None), output)
 
 
 @cli.command()
 @comparison_options
-def check(config_path: Path | None, output_format: str, output: Path | None, **flags: Any) -> None:
+def check(
+    config_path: Path | None,
+    output_format: str,
+    output: Path | None,
+    pitfalls: tuple[str, ...],
+    **flags: Any,
+) -> None:
     """Train both ways and exit 0 if they agree, 1 if they differ or diverge.
 
     Agreement means |fit - tape| <= atol + rtol*|fit| for every epoch loss and every weight.
@@ -178,13 +204,54 @@ def check(config_path: Path | None, output_format: str, output: Path | None, **f
     """
     from fitvstape import report
 
-    result = _compare(config_path, output, flags)
+    result = _compare(config_path, output, flags, pitfalls)
     if output_format == "text":
         _emit(report.verdict(result.comparison) + "\n", output)
     else:
         _emit(_render(result, output_format, styled=output is None), output)
     if not result.comparison.match:
         sys.exit(EXIT_MISMATCH)
+
+
+@cli.command()
+@click.option(
+    "--format",
+    "output_format",
+    type=click.Choice(["text", "json"]),
+    default="text",
+    show_default=True,
+    help="Output format.",
+)
+def pitfalls(output_format: str) -> None:
+    """List the common mistakes that make a tape loop disagree with fit, and their fixes."""
+    from fitvstape import report
+    from fitvstape.pitfalls import PITFALLS
+
+    if output_format == "json":
+        click.echo(report.dumps({"pitfalls": [p.to_dict() for p in PITFALLS.values()]}), nl=False)
+        return
+    _emit(_render_plain(report.pitfall_list(list(PITFALLS.values()))), None)
+
+
+@cli.command()
+@training_options
+def explain(config_path: Path | None, output_format: str, output: Path | None, **flags: Any) -> None:
+    """Run the aligned comparison, then each pitfall alone, ranked by its effect.
+
+    A pitfall that needs a setting to show (missing-regularization needs L2 > 0) turns that
+    setting on for its row and says so.
+    """
+    from fitvstape import report
+    from fitvstape.runner import explain as run_explain
+
+    config = _resolve(config_path, output, flags)
+    explanation = run_explain(config)
+    if output_format == "json":
+        _emit(report.dumps(report.explanation_json(explanation)), output)
+    elif output_format == "markdown":
+        _emit(report.explanation_markdown(explanation), output)
+    else:
+        _emit(_render_plain(report.explanation_text(explanation), styled=output is None), output)
 
 
 @cli.command()
@@ -220,16 +287,30 @@ def grad(expression: str, bindings: tuple[str, ...], output_format: str) -> None
         click.echo(f"d/d{name} = {value:.9g}   (tf.GradientTape; finite difference {fd:.9g})")
 
 
-def _compare(config_path: Path | None, output: Path | None, flags: dict[str, Any]) -> Any:
-    from fitvstape.config import resolve
+def _compare(
+    config_path: Path | None, output: Path | None, flags: dict[str, Any], pitfalls: tuple[str, ...]
+) -> Any:
     from fitvstape.runner import run_comparison
+
+    config = _resolve(config_path, output, flags)
+    try:
+        return run_comparison(config, pitfalls)
+    except InputError as exc:
+        raise BadInput(str(exc)) from None
+
+
+def _resolve(config_path: Path | None, output: Path | None, flags: dict[str, Any]) -> Any:
+    from fitvstape.config import resolve
+    from fitvstape.data import load
 
     try:
         config = resolve(config_path, flags)
         _refuse_overwriting_inputs(output, config_path, config.data.csv)
-        return run_comparison(config)
+        if config.data.csv is not None:
+            load(config.data, config.training.seed, config.origins)  # a bad CSV fails before TF loads
     except InputError as exc:
         raise BadInput(str(exc)) from None
+    return config
 
 
 def _refuse_overwriting_inputs(output: Path | None, *inputs: Path | None) -> None:
@@ -244,14 +325,19 @@ def _refuse_overwriting_inputs(output: Path | None, *inputs: Path | None) -> Non
 
 def _render(result: Any, output_format: str, styled: bool) -> str:
     """The report as text; ``styled`` adds colour and the terminal's width on a terminal."""
-    from rich.console import Console
-
     from fitvstape import report
 
     if output_format == "json":
         return report.dumps(report.to_json(result))
     if output_format == "markdown":
         return report.markdown(result)
+    return _render_plain(report.text(result), styled)
+
+
+def _render_plain(renderable: Any, styled: bool = True) -> str:
+    """A rich renderable as text: coloured at the terminal's width on a terminal, else plain."""
+    from rich.console import Console
+
     buffer = io.StringIO()
     terminal = styled and sys.stdout.isatty()
     console = Console(
@@ -260,7 +346,7 @@ def _render(result: Any, output_format: str, styled: bool) -> str:
         force_terminal=terminal,
         color_system="auto" if terminal else None,
     )
-    console.print(report.text(result))
+    console.print(renderable)
     return buffer.getvalue()
 
 

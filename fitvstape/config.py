@@ -24,7 +24,7 @@ from __future__ import annotations
 import math
 import sys
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -393,6 +393,16 @@ def resolve(config_path: Path | None = None, flags: Mapping[str, Any] | None = N
         source=config_path,
         origins=where,
     )
+
+
+def with_training(config: Config, changes: Mapping[str, Any]) -> Config:
+    """``config`` with training settings (or optimizer options) changed, re-validated."""
+    training = config.training
+    options = {k: v for k, v in changes.items() if SETTINGS[k].option is not None}
+    plain = {k: v for k, v in changes.items() if k not in options}
+    for key, value in changes.items():
+        SETTINGS[key].validate(value, key)
+    return replace(config, training=replace(training, **plain, options={**training.options, **options}))
 
 
 def _check_combinations(merged: Mapping[str, Any], where: Mapping[str, str]) -> None:

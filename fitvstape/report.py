@@ -16,9 +16,8 @@ from rich.table import Table
 from rich.text import Text
 
 from fitvstape.compare import Comparison
-from fitvstape.runner import RunResult
-
-FORMATS = ("text", "json", "markdown")
+from fitvstape.pitfalls import Pitfall
+from fitvstape.runner import Explanation, PitfallRow, RunResult
 
 
 def to_json(result: RunResult) -> dict[str, Any]:
@@ -27,6 +26,7 @@ def to_json(result: RunResult) -> dict[str, Any]:
     return {
         "versions": result.versions,
         "config": result.config.to_dict(),
+        "pitfalls": list(result.pitfalls),
         "data": result.data.describe(),
         "plan": {
             "batch_size": result.plan.batch_size,
@@ -162,8 +162,9 @@ def _setup(result: RunResult) -> str:
             f"last {result.plan.batch_sizes[-1]})"
         )
     )
+    mistakes = f"\ntape loop with pitfalls: {', '.join(result.pitfalls)}" if result.pitfalls else ""
     return (
-        f"{d.source} data: {d.samples} samples x {d.features} features, seed {t.seed}\n"
+        f"{d.source} data: {d.samples} samples x {d.features} features, seed {t.seed}{mistakes}\n"
         f"{t.epochs} epochs · {t.optimizer} lr={t.learning_rate:g} · {t.loss} · {batch} · "
         f"{'shuffled' if t.shuffle else 'in order'}"
     )
@@ -187,3 +188,103 @@ def _finite_or_none(value: Any) -> Any:
     if isinstance(value, (list, tuple)):
         return [_finite_or_none(v) for v in value]
     return value
+
+
+def pitfall_list(pitfalls: list[Pitfall]) -> RenderableType:
+    """The pitfall catalogue as a table: name, what goes wrong, the fix."""
+    table = Table(title="Why a GradientTape loop disagrees with fit", show_lines=True)
+    table.add_column("pitfall", no_wrap=True)
+    table.add_column("what goes wrong")
+    table.add_column("fix")
+    for p in pitfalls:
+        table.add_row(p.name, p.explanation, p.fix)
+    return table
+
+
+def explanation_json(explanation: Explanation) -> dict[str, Any]:
+    """``explain --format json``: the aligned baseline and one row per pitfall, largest effect first."""
+    aligned = explanation.aligned.comparison
+    return {
+        "versions": explanation.aligned.versions,
+        "config": explanation.aligned.config.to_dict(),
+        "aligned": {
+            "max_abs_weight_diff": aligned.max_abs_weight_diff,
+            "max_abs_loss_diff": aligned.max_abs_loss_diff,
+            "match": aligned.match,
+        },
+        "pitfalls": [_row_json(row) for row in explanation.rows],
+    }
+
+
+def _row_json(row: PitfallRow) -> dict[str, Any]:
+    c = row.result.comparison
+    return {
+        "name": row.pitfall.name,
+        "max_abs_weight_diff": c.max_abs_weight_diff,
+        "max_abs_loss_diff": c.max_abs_loss_diff,
+        "fit_final_loss": c.epochs[-1].fit_loss,
+        "tape_final_loss": c.epochs[-1].tape_loss,
+        "first_differing_epoch": row.first_differing_epoch,
+        "turned_on": row.turned_on,
+        "fix": row.pitfall.fix,
+        "diverged": c.diverged,
+    }
+
+
+def explanation_text(explanation: Explanation) -> RenderableType:
+    """``explain``'s table: each pitfall alone, ranked by its effect on the final weights."""
+    table = Table(title="Each pitfall alone, largest effect first", show_lines=True)
+    table.add_column("pitfall", no_wrap=True)
+    table.add_column("final loss\nfit / tape", justify="right", no_wrap=True)
+    table.add_column("max\n|Δ weight|", justify="right", no_wrap=True)
+    table.add_column("first\nepoch off", justify="right", no_wrap=True)
+    table.add_column("fix", overflow="fold")
+    for row in explanation.rows:
+        c = row.result.comparison
+        name = row.pitfall.name
+        if row.turned_on:
+            name += "\nwith " + ", ".join(f"{k}={_show(v)}" for k, v in row.turned_on.items())
+        table.add_row(
+            name,
+            f"{_f(c.epochs[-1].fit_loss)}\n{_f(c.epochs[-1].tape_loss)}",
+            _g(c.max_abs_weight_diff),
+            str(row.first_differing_epoch or "-"),
+            row.pitfall.fix,
+        )
+    aligned = explanation.aligned
+    baseline = Text(f"Aligned loop: {verdict(aligned.comparison)}", style="bold")
+    return Group(baseline, Text(_setup(aligned), style="dim"), table)
+
+
+def explanation_markdown(explanation: Explanation) -> str:
+    aligned = explanation.aligned
+    lines = [
+        "## fitvstape explain",
+        "",
+        f"Aligned loop: **{verdict(aligned.comparison)}**",
+        "",
+        "| pitfall | fit final loss | tape final loss | max \\|Δ weight\\| | first epoch off | fix |",
+        "| --- | ---: | ---: | ---: | ---: | --- |",
+    ]
+    for row in explanation.rows:
+        c = row.result.comparison
+        extra = (
+            f" (with {', '.join(f'{k}={_show(v)}' for k, v in row.turned_on.items())})"
+            if row.turned_on
+            else ""
+        )
+        lines.append(
+            f"| {row.pitfall.name}{extra} | {_f(c.epochs[-1].fit_loss)} | {_f(c.epochs[-1].tape_loss)} "
+            f"| {_g(c.max_abs_weight_diff)} | {row.first_differing_epoch or '-'} | `{row.pitfall.fix}` |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def _show(value: Any) -> str:
+    return (
+        str(value).lower()
+        if isinstance(value, bool)
+        else f"{value:g}"
+        if isinstance(value, float)
+        else str(value)
+    )

@@ -5,15 +5,19 @@ The CLI calls :func:`run_comparison` and hands the :class:`RunResult` to :mod:`f
 
 from __future__ import annotations
 
+import json
+import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from fitvstape import __version__
 from fitvstape.backend import tensorflow
 from fitvstape.compare import Comparison, compare
-from fitvstape.config import Config
+from fitvstape.config import Config, with_training
 from fitvstape.data import BatchPlan, Dataset, batch_plan, closed_form, load
 from fitvstape.model import Weights, initial_weights
+from fitvstape.pitfalls import PITFALLS, Pitfall, recipe
 from fitvstape.trainers.common import PathRun
 
 
@@ -28,10 +32,21 @@ class RunResult:
     tape: PathRun
     comparison: Comparison
     versions: dict[str, str]
+    pitfalls: tuple[str, ...] = ()
 
 
-def run_comparison(config: Config) -> RunResult:
-    """Train both paths from the same weights on the same batches and compare them."""
+def run_comparison(
+    config: Config, pitfalls: Sequence[str] = (), fit_cache: dict[str, PathRun] | None = None
+) -> RunResult:
+    """Train both paths from the same weights on the same batches and compare them.
+
+    Args:
+        config: the resolved settings.
+        pitfalls: names from :data:`fitvstape.pitfalls.PITFALLS` to write into the tape loop.
+            Default: none, the aligned loop.
+        fit_cache: fit runs by config, reused across calls (``explain`` trains fit once per
+            distinct setting while the tape loop changes). Default: no cache.
+    """
     training = config.training
     data = load(config.data, training.seed, config.origins)
     plan = batch_plan(data.samples, training.batch_size, training.shuffle, training.seed)
@@ -40,8 +55,14 @@ def run_comparison(config: Config) -> RunResult:
     from fitvstape.trainers.tape import train_tape
 
     initial = initial_weights(data.features, training.seed)
-    fit = train_fit(data, plan, initial, training)
-    tape = train_tape(data, plan, initial, training)
+    key = json.dumps(config.to_dict(), sort_keys=True)
+    if fit_cache is not None and key in fit_cache:
+        fit = fit_cache[key]
+    else:
+        fit = train_fit(data, plan, initial, training)
+        if fit_cache is not None:
+            fit_cache[key] = fit
+    tape = train_tape(data, plan, initial, training, recipe=recipe(pitfalls))
     kernel, bias = closed_form(data)
     optimum = Weights(kernel=kernel, bias=bias)
     comparison = compare(fit, tape, initial.flat(), [v for _, v in optimum.flat()], config.check)
@@ -55,7 +76,53 @@ def run_comparison(config: Config) -> RunResult:
         tape=tape,
         comparison=comparison,
         versions=versions(),
+        pitfalls=tuple(pitfalls),
     )
+
+
+@dataclass(frozen=True, eq=False)
+class PitfallRow:
+    """One pitfall applied alone, and the settings ``explain`` turned on so that it shows."""
+
+    pitfall: Pitfall
+    result: RunResult
+    turned_on: dict[str, Any]
+
+    @property
+    def first_differing_epoch(self) -> int | None:
+        return next((d.epoch for d in self.result.comparison.epochs if d.abs_diff != 0), None)
+
+
+@dataclass(frozen=True, eq=False)
+class Explanation:
+    aligned: RunResult
+    rows: tuple[PitfallRow, ...]
+
+
+def explain(config: Config) -> Explanation:
+    """The aligned comparison, then each pitfall alone, ranked by effect (largest first).
+
+    A pitfall that only shows under some setting (regularisation needs L2 > 0) gets that
+    setting turned on for its row; the row says so.
+    """
+    fits: dict[str, PathRun] = {}
+    aligned = run_comparison(config, fit_cache=fits)
+    rows = []
+    for pitfall in PITFALLS.values():
+        needs = dict(pitfall.needs(config.training))
+        row_config = with_training(config, needs) if needs else config
+        rows.append(PitfallRow(pitfall, run_comparison(row_config, [pitfall.name], fits), needs))
+    rows.sort(
+        key=lambda r: (
+            -_effect(r.result.comparison.max_abs_weight_diff),
+            -_effect(r.result.comparison.max_abs_loss_diff),
+        )
+    )
+    return Explanation(aligned=aligned, rows=tuple(rows))
+
+
+def _effect(value: float) -> float:
+    return math.inf if math.isnan(value) else value
 
 
 def versions() -> dict[str, Any]:

@@ -11,15 +11,21 @@ Written the way fit's own ``train_step`` is (``keras/src/backend/tensorflow/trai
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from typing import Any
+
+import numpy as np
 
 from fitvstape import catalog
 from fitvstape.backend import tensorflow
 from fitvstape.config import TrainingConfig
-from fitvstape.data import BatchPlan, Dataset
+from fitvstape.data import BatchPlan, Dataset, batch_plan
 from fitvstape.model import Weights, build_model, read_weights
+from fitvstape.pitfalls import Recipe
 from fitvstape.trainers.common import PathRun, as_floats, planned_batches
+
+ALIGNED = Recipe()
 
 
 def train_tape(
@@ -29,6 +35,7 @@ def train_tape(
     training: TrainingConfig,
     *,
     eager: bool = False,
+    recipe: Recipe = ALIGNED,
 ) -> PathRun:
     """Train with a hand-written GradientTape loop.
 
@@ -36,30 +43,49 @@ def train_tape(
         data, plan, initial, training: as for :func:`fitvstape.trainers.fit.train_fit`.
         eager: run the step eagerly instead of in a ``tf.function``. Default False. On CPU both
             are bit-identical to fit; eager is several times slower.
+        recipe: which pitfalls to write into the loop (:mod:`fitvstape.pitfalls`). Default: none,
+            the aligned loop.
     """
     tf = tensorflow()
     import keras
 
+    if recipe.zeros_init:
+        initial = Weights(kernel=np.zeros_like(initial.kernel), bias=np.zeros_like(initial.bias))
+    if recipe.full_batch:
+        plan = batch_plan(plan.samples, None, plan.shuffle, plan.seed)
+    if recipe.file_order:
+        plan = dataclasses.replace(plan, shuffle=False)
+    spec = catalog.OPTIMIZERS[training.optimizer]
+    learning_rate = spec.default_learning_rate if recipe.default_learning_rate else training.learning_rate
+
     model = build_model(data.features, training, initial)
-    optimizer = catalog.OPTIMIZERS[training.optimizer].build(
-        training.learning_rate, training.optimizer_settings
-    )
+    optimizer = spec.build(learning_rate, training.optimizer_settings)
     loss_fn = catalog.LOSSES[training.loss].build(training.loss_settings)
     epoch_loss = keras.metrics.Mean()
     variables = model.trainable_variables
 
+    def compute_loss(x: Any, y: Any) -> Any:
+        y_pred = model(x, training=True)
+        if recipe.broadcast_shape:
+            loss = tf.reduce_mean(tf.square(y[:, 0] - y_pred))  # (n,) - (n, 1) -> (n, n)
+        else:
+            loss = loss_fn(y, y_pred)
+        # Summed as Trainer.compute_loss sums them: ops.sum over the stacked list. Written
+        # as `loss + penalty` (or tf.add_n), grappler may merge it with the regulariser's
+        # own additions and reorder them, which moved Huber + L1 + L2 losses by 1 ulp.
+        if model.losses and not recipe.skip_regularization:
+            loss = tf.reduce_sum(tf.stack([loss, *model.losses]))
+        return loss
+
     def train_step(x: Any, y: Any) -> None:
         with tf.GradientTape() as tape:
-            y_pred = model(x, training=True)
-            loss = loss_fn(y, y_pred)
-            # Summed as Trainer.compute_loss sums them: ops.sum over the stacked list. Written
-            # as `loss + penalty` (or tf.add_n), grappler may merge it with the regulariser's
-            # own additions and reorder them, which moved Huber + L1 + L2 losses by 1 ulp.
-            if model.losses:
-                loss = tf.reduce_sum(tf.stack([loss, *model.losses]))
-        epoch_loss.update_state(loss, sample_weight=tf.shape(x)[0])
+            loss = compute_loss(x, y)
         grads = tape.gradient(loss, variables)
         optimizer.apply_gradients(zip(grads, variables))
+        if recipe.post_update_loss:
+            loss = compute_loss(x, y)
+        weight = 1 if recipe.unweighted_epoch_loss else tf.shape(x)[0]
+        epoch_loss.update_state(loss, sample_weight=weight)
 
     # The batch dimension is left unknown, as in fit's traced train function, so the partial
     # last batch reuses the same graph instead of tracing a second one.
@@ -68,6 +94,13 @@ def train_tape(
         tf.TensorSpec((None, 1), tf.float32),
     ]
     step = train_step if eager else tf.function(train_step, input_signature=signature, jit_compile=False)
+
+    if recipe.reused_optimizer_state:
+        # An earlier run (one epoch) leaves iterations and slots in the optimizer; only the
+        # weights are reset, as a re-run notebook cell that rebuilds the model would.
+        for x, y in planned_batches(data, plan, 1):
+            step(x, y)
+        model.set_weights(initial.as_list())
 
     losses: list[float] = []
     seconds: list[float] = []
