@@ -128,3 +128,22 @@ def test_same_inputs_same_numbers_and_another_seed_changes_them(small_json):
     assert again == first
     assert other["epochs"] != first["epochs"]
     assert other["weights"]["initial"] != first["weights"]["initial"]
+
+
+def test_grad_is_the_notebooks_autodiff_demo():
+    result = invoke("grad", "2*w**2 + 5", "--at", "w=2")
+    assert result.exit_code == 0
+    assert "2*w**2 + 5 = 13" in result.stdout
+    assert "d/dw = 8   (tf.GradientTape" in result.stdout
+    doc = json.loads(invoke("grad", "2*w**2 + 5", "--at", "w=2", "--format", "json").stdout)
+    assert doc["value"] == 13.0 and doc["gradients"] == {"w": 8.0}
+    assert abs(doc["finite_difference"]["w"] - 8.0) < 1e-6  # float64 central difference, h = 2e-6
+
+
+@pytest.mark.parametrize(
+    "expression", ["__import__('os').system('true')", "w.__class__", "open('/etc/passwd')", "lambda: w"]
+)
+def test_grad_refuses_anything_but_arithmetic(expression):
+    result = CliRunner().invoke(cli, ["grad", expression, "--at", "w=1"])
+    assert result.exit_code == 2
+    assert "Traceback" not in result.output and len(result.output.strip().splitlines()) <= 2
