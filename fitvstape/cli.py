@@ -86,6 +86,16 @@ def comparison_options(func: Callable[..., Any]) -> Callable[..., Any]:
         type=click.Choice(list(PITFALLS)),
         help="Write this mistake into the tape loop (repeatable); see `fitvstape pitfalls`.",
     )(func)
+    func = click.option(
+        "--logdir",
+        type=click.Path(path_type=Path, file_okay=False),
+        help="Write both paths' losses and weights as TensorBoard scalars under DIR/fit and DIR/tape.",
+    )(func)
+    func = click.option(
+        "--plot",
+        type=click.Path(path_type=Path, dir_okay=False),
+        help="Draw both loss curves and |Δ| to FILE.png (needs matplotlib: fitvstape[plot]).",
+    )(func)
     return training_options(func)
 
 
@@ -176,6 +186,8 @@ def run(
     output_format: str,
     output: Path | None,
     pitfalls: tuple[str, ...],
+    logdir: Path | None,
+    plot: Path | None,
     **flags: Any,
 ) -> None:
     """Train both ways and print the comparison tables.
@@ -184,16 +196,25 @@ def run(
     ``check`` to gate on agreement.
     """
     result = _compare(config_path, output, flags, pitfalls)
+    _write_sinks(result, logdir, plot)
     _emit(_render(result, output_format, styled=output is None), output)
 
 
 @cli.command()
 @comparison_options
+@click.option(
+    "--junit-xml",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Write a JUnit XML report: one testcase per epoch loss and per weight.",
+)
 def check(
     config_path: Path | None,
     output_format: str,
     output: Path | None,
     pitfalls: tuple[str, ...],
+    logdir: Path | None,
+    plot: Path | None,
+    junit_xml: Path | None,
     **flags: Any,
 ) -> None:
     """Train both ways and exit 0 if they agree, 1 if they differ or diverge.
@@ -205,6 +226,12 @@ def check(
     from fitvstape import report
 
     result = _compare(config_path, output, flags, pitfalls)
+    _write_sinks(result, logdir, plot, junit_xml)
+    summary = os.environ.get("GITHUB_STEP_SUMMARY")
+    if summary:
+        from fitvstape.sinks import append_step_summary
+
+        append_step_summary(report.markdown(result), Path(summary))
     if output_format == "text":
         _emit(report.verdict(result.comparison) + "\n", output)
     else:
@@ -295,6 +322,21 @@ def _compare(
     config = _resolve(config_path, output, flags)
     try:
         return run_comparison(config, pitfalls)
+    except InputError as exc:
+        raise BadInput(str(exc)) from None
+
+
+def _write_sinks(result: Any, logdir: Path | None, plot: Path | None, junit_xml: Path | None = None) -> None:
+    """TensorBoard scalars, the loss plot and JUnit XML, each only when asked for."""
+    from fitvstape import sinks
+
+    try:
+        if logdir is not None:
+            sinks.write_tensorboard(result, logdir)
+        if plot is not None:
+            sinks.write_plot(result, plot)
+        if junit_xml is not None:
+            sinks.write_junit(result, junit_xml)
     except InputError as exc:
         raise BadInput(str(exc)) from None
 

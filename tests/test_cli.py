@@ -35,7 +35,8 @@ def test_every_command_has_help_text():
 def test_run_and_check_take_the_same_training_options():
     run_opts = {p.name for p in cli.commands["run"].params}
     check_opts = {p.name for p in cli.commands["check"].params}
-    assert run_opts == check_opts
+    assert check_opts - run_opts == {"junit_xml"}  # the gate alone writes JUnit XML
+    assert run_opts <= check_opts
 
 
 def test_version():
@@ -147,3 +148,18 @@ def test_grad_refuses_anything_but_arithmetic(expression):
     result = CliRunner().invoke(cli, ["grad", expression, "--at", "w=1"])
     assert result.exit_code == 2
     assert "Traceback" not in result.output and len(result.output.strip().splitlines()) <= 2
+
+
+def test_check_writes_tensorboard_plot_junit_and_the_step_summary(tmp_path, monkeypatch):
+    """The CLI wiring of fitvstape/sinks.py; the sinks themselves are tested in test_sinks.py."""
+    summary = tmp_path / "summary.md"
+    summary.write_text("earlier step\n")
+    monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(summary))
+    args = ["--logdir", str(tmp_path / "tb"), "--plot", str(tmp_path / "loss.png")]
+    result = invoke("check", *SMALL, *args, "--junit-xml", str(tmp_path / "junit.xml"))
+    assert result.exit_code == 0
+    assert {p.name for p in (tmp_path / "tb").iterdir()} >= {"fit", "tape"}
+    assert (tmp_path / "loss.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "<testsuite" in (tmp_path / "junit.xml").read_text()
+    text = summary.read_text()
+    assert text.startswith("earlier step\n") and "fitvstape: model.fit vs GradientTape" in text
