@@ -73,6 +73,9 @@ class TrainingConfig:
     loss: str = "mse"
     l1: float = 0.0
     l2: float = 0.0
+    eager: bool = False
+    replicas: int = 1
+    workers: int = 1
     options: Mapping[str, Any] = field(default_factory=dict)
 
     @property
@@ -297,6 +300,23 @@ SCHEMA: tuple[Setting, ...] = (
     ),
     Setting("training", "l1", "float", "L1 kernel regularisation factor.", check=_non_negative_finite),
     Setting("training", "l2", "float", "L2 kernel regularisation factor.", check=_non_negative_finite),
+    Setting(
+        "training", "eager", "bool", "Run the tape loop eagerly, step by step (slow; default: compiled)."
+    ),
+    Setting(
+        "training",
+        "replicas",
+        "int",
+        "Train both paths under MirroredStrategy on N devices (N logical CPUs without N GPUs).",
+        check=_at_least(1),
+    ),
+    Setting(
+        "training",
+        "workers",
+        "int",
+        "Train both paths with MultiWorkerMirroredStrategy across N local worker processes.",
+        check=_at_least(1),
+    ),
     *(
         Setting(
             "training",

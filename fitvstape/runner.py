@@ -62,7 +62,7 @@ def run_comparison(
         fit = train_fit(data, plan, initial, training)
         if fit_cache is not None:
             fit_cache[key] = fit
-    tape = train_tape(data, plan, initial, training, recipe=recipe(pitfalls))
+    tape = train_tape(data, plan, initial, training, eager=training.eager, recipe=recipe(pitfalls))
     kernel, bias = closed_form(data)
     optimum = Weights(kernel=kernel, bias=bias)
     comparison = compare(fit, tape, initial.flat(), [v for _, v in optimum.flat()], config.check)

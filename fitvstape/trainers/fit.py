@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
 from typing import Any
 
@@ -13,24 +14,40 @@ from fitvstape.model import Weights, build_model, read_weights
 from fitvstape.trainers.common import PathRun, as_floats, planned_batches
 
 
-def train_fit(data: Dataset, plan: BatchPlan, initial: Weights, training: TrainingConfig) -> PathRun:
+def train_fit(
+    data: Dataset,
+    plan: BatchPlan,
+    initial: Weights,
+    training: TrainingConfig,
+    *,
+    strategy: Any = None,
+    steps_per_execution: int = 1,
+) -> PathRun:
     """Train with ``model.fit`` on the planned batches and return what History recorded.
 
     fit receives a dataset of ready-made batches with ``steps_per_epoch`` set, so it cannot
     reshuffle or re-batch: the order is the plan's, not Keras's private shuffle.
+
+    Args:
+        data, plan, initial, training: the data, batch plan, starting weights and settings.
+        strategy: a ``tf.distribute`` strategy to build and compile the model under. Default
+            None: the default (single-device) strategy.
+        steps_per_execution: fit's own option: batches run per compiled call. Default 1.
     """
     tensorflow()
     import keras
 
-    model = build_model(data.features, training, initial)
-    model.compile(
-        optimizer=catalog.OPTIMIZERS[training.optimizer].build(
-            training.learning_rate, training.optimizer_settings
-        ),
-        loss=catalog.LOSSES[training.loss].build(training.loss_settings),
-        # "auto" may pick XLA on a GPU, which moves Adam weights by ~1e-9; pin it.
-        jit_compile=False,
-    )
+    with strategy.scope() if strategy is not None else contextlib.nullcontext():
+        model = build_model(data.features, training, initial)
+        model.compile(
+            optimizer=catalog.OPTIMIZERS[training.optimizer].build(
+                training.learning_rate, training.optimizer_settings
+            ),
+            loss=catalog.LOSSES[training.loss].build(training.loss_settings),
+            # "auto" may pick XLA on a GPU, which moves Adam weights by ~1e-9; pin it.
+            jit_compile=False,
+            steps_per_execution=steps_per_execution,
+        )
     timer = _EpochTimer(keras)
     history = model.fit(
         planned_batches(data, plan, training.epochs),
