@@ -10,6 +10,7 @@ import io
 import os
 import sys
 import tempfile
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,16 @@ from fitvstape import __version__
 from fitvstape.config import FULL_BATCH, SCHEMA, Setting
 from fitvstape.errors import InputError
 from fitvstape.pitfalls import PITFALLS
+
+BENCH_METHODS = (
+    "fit",
+    "fit_steps_per_execution",
+    "tape_eager",
+    "tape_function",
+    "tape_compiled_epoch",
+    "tape_xla",
+    "closed_form",
+)
 
 EXIT_MISMATCH = 1
 EXIT_BAD_INPUT = 2
@@ -252,7 +263,6 @@ def check(
 def pitfalls(output_format: str) -> None:
     """List the common mistakes that make a tape loop disagree with fit, and their fixes."""
     from fitvstape import report
-    from fitvstape.pitfalls import PITFALLS
 
     if output_format == "json":
         click.echo(report.dumps({"pitfalls": [p.to_dict() for p in PITFALLS.values()]}), nl=False)
@@ -279,6 +289,54 @@ def explain(config_path: Path | None, output_format: str, output: Path | None, *
         _emit(report.explanation_markdown(explanation), output)
     else:
         _emit(_render_plain(report.explanation_text(explanation), styled=output is None), output)
+
+
+@cli.command()
+@training_options
+@click.option(
+    "--repeat",
+    type=click.IntRange(min=1),
+    default=3,
+    show_default=True,
+    help="Runs per method; the median is over every timed epoch of every run.",
+)
+@click.option(
+    "--method",
+    "methods",
+    multiple=True,
+    type=click.Choice(list(BENCH_METHODS)),
+    help="Time only this method (repeatable; fit is always timed as the reference).",
+)
+def bench(
+    config_path: Path | None,
+    output_format: str,
+    output: Path | None,
+    repeat: int,
+    methods: tuple[str, ...],
+    **flags: Any,
+) -> None:
+    """Time fit against GradientTape loops (eager, tf.function, whole epoch, XLA) per epoch.
+
+    The first epoch of every run traces and compiles, so it is left out; the table shows the
+    median, the spread, steps per second, the speed against fit, and whether each method's
+    final weights equal fit's.
+    """
+    from fitvstape import report
+    from fitvstape.bench import bench as run_bench
+
+    config = _resolve(config_path, output, flags)
+    progress = _Progress(total=len(methods or BENCH_METHODS), label="bench")
+    try:
+        with progress:
+            result = run_bench(config, repeat, methods or tuple(BENCH_METHODS), progress.step)
+    except InputError as exc:
+        raise BadInput(str(exc)) from None
+    if output_format == "json":
+        _emit(report.dumps(report.bench_json(result)), output)
+    elif output_format == "markdown":
+        _emit(report.bench_markdown(result), output)
+    else:
+        _emit(_render_plain(report.bench_text(result), styled=output is None), output)
 
 
 @cli.command()
@@ -320,10 +378,56 @@ def _compare(
     from fitvstape.runner import run_comparison
 
     config = _resolve(config_path, output, flags)
+    progress = _Progress(total=2 * config.training.epochs, label="epochs")
     try:
-        return run_comparison(config, pitfalls)
+        with progress:
+            return run_comparison(config, pitfalls, on_epoch=lambda path, epoch: progress.step(path))
     except InputError as exc:
         raise BadInput(str(exc)) from None
+
+
+class _Progress:
+    """A progress bar on stderr, shown only when stderr is a terminal and the work has taken
+    longer than about two seconds, so quick runs and pipes stay clean."""
+
+    DELAY_S = 2.0
+
+    def __init__(self, total: int, label: str) -> None:
+        self.total = total
+        self.label = label
+        self.done = 0
+        self.started = 0.0
+        self.bar: Any = None
+        self.task: Any = None
+        self.enabled = sys.stderr.isatty()
+
+    def __enter__(self) -> _Progress:
+        self.started = time.perf_counter()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.bar is not None:
+            self.bar.stop()
+
+    def step(self, what: str) -> None:
+        self.done += 1
+        if not self.enabled:
+            return
+        if self.bar is None and time.perf_counter() - self.started > self.DELAY_S:
+            from rich.console import Console
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+            self.bar = Progress(
+                TextColumn("{task.description}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                console=Console(stderr=True),
+                transient=True,
+            )
+            self.task = self.bar.add_task(self.label, total=self.total)
+            self.bar.start()
+        if self.bar is not None:
+            self.bar.update(self.task, completed=self.done, description=f"{self.label}: {what}")
 
 
 def _write_sinks(result: Any, logdir: Path | None, plot: Path | None, junit_xml: Path | None = None) -> None:

@@ -15,6 +15,7 @@ from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
+from fitvstape.bench import BenchResult, BenchRow
 from fitvstape.compare import Comparison
 from fitvstape.pitfalls import Pitfall
 from fitvstape.runner import Explanation, PitfallRow, RunResult
@@ -57,6 +58,12 @@ def to_json(result: RunResult) -> dict[str, Any]:
         "timings": {
             "fit_s": result.fit.seconds,
             "tape_s": result.tape.seconds,
+            "tape_mode": "eager" if result.config.training.eager else "compiled epoch",
+            **{
+                f"{k}_{name}": v
+                for k, path in (("fit", result.fit), ("tape", result.tape))
+                for name, v in _epoch_timings(path.epoch_seconds).items()
+            },
             "fit_epoch_s": list(result.fit.epoch_seconds),
             "tape_epoch_s": list(result.tape.epoch_seconds),
         },
@@ -117,7 +124,8 @@ def text(result: RunResult) -> RenderableType:
     v = result.versions
     footer = (
         f"{_setup(result)}\n"
-        f"fit {result.fit.seconds:.2f} s, tape {result.tape.seconds:.2f} s · "
+        f"{_timing_line('fit', result.fit.epoch_seconds)} · "
+        f"{_timing_line('tape', result.tape.epoch_seconds)}\n"
         f"TensorFlow {v['tensorflow']}, Keras {v['keras']}, fitvstape {v['fitvstape']}"
     )
     return Group(epochs, weights, Text(verdict(c), style=style), Text(footer, style="dim"))
@@ -149,6 +157,19 @@ def markdown(result: RunResult) -> str:
         f"fitvstape {result.versions['fitvstape']}",
     ]
     return "\n".join(lines) + "\n"
+
+
+def _epoch_timings(seconds: tuple[float, ...]) -> dict[str, float | None]:
+    """The first epoch (tracing and compiling) apart from the median of the rest."""
+    rest = sorted(seconds[1:])
+    median = None if not rest else (rest[(len(rest) - 1) // 2] + rest[len(rest) // 2]) / 2
+    return {"first_epoch_s": seconds[0] if seconds else None, "later_epoch_s_median": median}
+
+
+def _timing_line(name: str, seconds: tuple[float, ...]) -> str:
+    t = _epoch_timings(seconds)
+    later = "" if t["later_epoch_s_median"] is None else f", then {t['later_epoch_s_median']:.3f} s/epoch"
+    return f"{name} {sum(seconds):.2f} s (first epoch {t['first_epoch_s']:.2f} s{later})"
 
 
 def _setup(result: RunResult) -> str:
@@ -288,3 +309,49 @@ def _show(value: Any) -> str:
         if isinstance(value, float)
         else str(value)
     )
+
+
+def bench_json(result: BenchResult) -> dict[str, Any]:
+    return {
+        "config": result.config.to_dict(),
+        "data": result.data.describe(),
+        "steps_per_epoch": result.plan.steps_per_epoch,
+        "repeat": result.repeat,
+        "methods": [row.to_dict() for row in result.rows],
+    }
+
+
+def bench_text(result: BenchResult) -> RenderableType:
+    t = result.config.training
+    table = Table(
+        title=f"Seconds per epoch, first epoch left out ({result.repeat} runs x {t.epochs - 1} epochs)"
+    )
+    for name in ("method", "median s", "min - max s", "steps/s", "vs fit", "= fit weights"):
+        table.add_column(name, justify="left" if name == "method" else "right", no_wrap=True)
+    for row in result.rows:
+        table.add_row(*_bench_cells(row))
+    setup = (
+        f"{result.data.samples} samples x {result.data.features} features · batch "
+        f"{result.plan.batch_size} ({result.plan.steps_per_epoch} steps/epoch) · {t.optimizer} · {t.loss}"
+    )
+    return Group(table, Text(setup, style="dim"))
+
+
+def bench_markdown(result: BenchResult) -> str:
+    lines = [
+        "| method | median s/epoch | min - max s | steps/s | vs fit | = fit weights |",
+        "| --- | ---: | ---: | ---: | ---: | :---: |",
+        *("| " + " | ".join(_bench_cells(row)) + " |" for row in result.rows),
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def _bench_cells(row: BenchRow) -> list[str]:
+    return [
+        row.method,
+        f"{row.epoch_s_median:.4f}",
+        f"{row.epoch_s_min:.4f} - {row.epoch_s_max:.4f}",
+        "-" if row.steps_per_s is None else f"{row.steps_per_s:,.0f}",
+        f"{row.speed_vs_fit:.2f}x",
+        "yes" if row.weights_equal_fit else "no",
+    ]

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -36,7 +36,10 @@ class RunResult:
 
 
 def run_comparison(
-    config: Config, pitfalls: Sequence[str] = (), fit_cache: dict[str, PathRun] | None = None
+    config: Config,
+    pitfalls: Sequence[str] = (),
+    fit_cache: dict[str, PathRun] | None = None,
+    on_epoch: Callable[[str, int], None] | None = None,
 ) -> RunResult:
     """Train both paths from the same weights on the same batches and compare them.
 
@@ -46,6 +49,7 @@ def run_comparison(
             Default: none, the aligned loop.
         fit_cache: fit runs by config, reused across calls (``explain`` trains fit once per
             distinct setting while the tape loop changes). Default: no cache.
+        on_epoch: called as ``on_epoch("fit" or "tape", epoch)`` after each epoch.
     """
     training = config.training
     data = load(config.data, training.seed, config.origins)
@@ -59,10 +63,18 @@ def run_comparison(
     if fit_cache is not None and key in fit_cache:
         fit = fit_cache[key]
     else:
-        fit = train_fit(data, plan, initial, training)
+        fit = train_fit(data, plan, initial, training, on_epoch=_for_path(on_epoch, "fit"))
         if fit_cache is not None:
             fit_cache[key] = fit
-    tape = train_tape(data, plan, initial, training, eager=training.eager, recipe=recipe(pitfalls))
+    tape = train_tape(
+        data,
+        plan,
+        initial,
+        training,
+        mode="eager" if training.eager else "epoch",
+        recipe=recipe(pitfalls),
+        on_epoch=_for_path(on_epoch, "tape"),
+    )
     kernel, bias = closed_form(data)
     optimum = Weights(kernel=kernel, bias=bias)
     comparison = compare(fit, tape, initial.flat(), [v for _, v in optimum.flat()], config.check)
@@ -119,6 +131,10 @@ def explain(config: Config) -> Explanation:
         )
     )
     return Explanation(aligned=aligned, rows=tuple(rows))
+
+
+def _for_path(on_epoch: Callable[[str, int], None] | None, path: str) -> Callable[[int], None] | None:
+    return None if on_epoch is None else lambda epoch: on_epoch(path, epoch)
 
 
 def _effect(value: float) -> float:

@@ -163,3 +163,31 @@ def test_check_writes_tensorboard_plot_junit_and_the_step_summary(tmp_path, monk
     assert "<testsuite" in (tmp_path / "junit.xml").read_text()
     text = summary.read_text()
     assert text.startswith("earlier step\n") and "fitvstape: model.fit vs GradientTape" in text
+
+
+def test_json_timings_tell_the_first_epoch_apart(small_json):
+    timings = small_json["timings"]
+    for path in ("fit", "tape"):
+        assert timings[f"{path}_first_epoch_s"] == timings[f"{path}_epoch_s"][0]
+        assert timings[f"{path}_later_epoch_s_median"] > 0
+        assert timings[f"{path}_s"] == pytest.approx(sum(timings[f"{path}_epoch_s"]))
+
+
+@pytest.mark.parametrize("argv", [["pitfalls"], ["run", "--lr", "-1"], ["bench", "--repeat", "0"]])
+def test_pitfalls_and_validation_errors_do_not_import_tensorflow(argv):
+    code = (
+        "import sys\n"
+        "from fitvstape.cli import cli\n"
+        "try:\n"
+        f"    cli.main({argv!r})\n"
+        "except SystemExit:\n"
+        "    pass\n"
+        "assert 'tensorflow' not in sys.modules, 'tensorflow was imported'\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, capture_output=True)
+
+
+def test_no_progress_bar_when_stderr_is_not_a_terminal():
+    result = CliRunner().invoke(cli, ["run", *SMALL, "--format", "json"])
+    assert result.stderr == ""
+    json.loads(result.stdout)

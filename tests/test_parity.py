@@ -73,7 +73,7 @@ def test_eager_tape_loop_agrees_with_fit_too(comparison):
     data = load(config.data, config.training.seed)
     plan = batch_plan(data.samples, config.training.batch_size, True, config.training.seed)
     eager = train_tape(
-        data, plan, initial_weights(data.features, config.training.seed), config.training, eager=True
+        data, plan, initial_weights(data.features, config.training.seed), config.training, mode="eager"
     )
     assert eager.epoch_losses == result.fit.epoch_losses
     np.testing.assert_array_equal(eager.weights.kernel, result.fit.weights.kernel)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import time
+from collections.abc import Callable
 from typing import Any
 
 from fitvstape import catalog
@@ -22,6 +23,7 @@ def train_fit(
     *,
     strategy: Any = None,
     steps_per_execution: int = 1,
+    on_epoch: Callable[[int], None] | None = None,
 ) -> PathRun:
     """Train with ``model.fit`` on the planned batches and return what History recorded.
 
@@ -33,6 +35,7 @@ def train_fit(
         strategy: a ``tf.distribute`` strategy to build and compile the model under. Default
             None: the default (single-device) strategy.
         steps_per_execution: fit's own option: batches run per compiled call. Default 1.
+        on_epoch: called with each finished epoch's number (1-based), for progress display.
     """
     tensorflow()
     import keras
@@ -48,7 +51,7 @@ def train_fit(
             jit_compile=False,
             steps_per_execution=steps_per_execution,
         )
-    timer = _EpochTimer(keras)
+    timer = _EpochTimer(keras, on_epoch)
     history = model.fit(
         planned_batches(data, plan, training.epochs),
         epochs=training.epochs,
@@ -68,7 +71,7 @@ def train_fit(
 class _EpochTimer:
     """Wall time per epoch, measured by a Keras callback around fit's own epoch loop."""
 
-    def __init__(self, keras: Any) -> None:
+    def __init__(self, keras: Any, on_epoch: Callable[[int], None] | None) -> None:
         self.seconds: list[float] = []
         timer = self
 
@@ -78,6 +81,8 @@ class _EpochTimer:
 
             def on_epoch_end(self, epoch: int, logs: Any = None) -> None:
                 timer.seconds.append(time.perf_counter() - timer._start)
+                if on_epoch is not None:
+                    on_epoch(epoch + 1)
 
         self._start = 0.0
         self.callback = Callback()

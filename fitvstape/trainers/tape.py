@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -26,6 +27,7 @@ from fitvstape.pitfalls import Recipe
 from fitvstape.trainers.common import PathRun, as_floats, planned_batches
 
 ALIGNED = Recipe()
+MODES = ("epoch", "step", "eager", "xla")
 
 
 def train_tape(
@@ -34,17 +36,22 @@ def train_tape(
     initial: Weights,
     training: TrainingConfig,
     *,
-    eager: bool = False,
+    mode: str = "epoch",
     recipe: Recipe = ALIGNED,
+    on_epoch: Callable[[int], None] | None = None,
 ) -> PathRun:
     """Train with a hand-written GradientTape loop.
 
     Args:
         data, plan, initial, training: as for :func:`fitvstape.trainers.fit.train_fit`.
-        eager: run the step eagerly instead of in a ``tf.function``. Default False. On CPU both
-            are bit-identical to fit; eager is several times slower.
+        mode: how the loop runs, one of :data:`MODES`. Default ``"epoch"``: each epoch is one
+            ``tf.function`` call looping over its batches in the graph, the fastest way on CPU.
+            ``"step"`` compiles one step per call, ``"eager"`` runs step by step in Python,
+            ``"xla"`` compiles the step with ``jit_compile=True``. On CPU the first three are
+            bit-identical to fit; XLA fuses ops differently and may not be.
         recipe: which pitfalls to write into the loop (:mod:`fitvstape.pitfalls`). Default: none,
             the aligned loop.
+        on_epoch: called with each finished epoch's number (1-based), for progress display.
     """
     tf = tensorflow()
     import keras
@@ -93,7 +100,18 @@ def train_tape(
         tf.TensorSpec((None, data.features), tf.float32),
         tf.TensorSpec((None, 1), tf.float32),
     ]
-    step = train_step if eager else tf.function(train_step, input_signature=signature, jit_compile=False)
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {MODES}, not {mode!r}")
+    if mode == "eager":
+        step = train_step
+    else:
+        step = tf.function(train_step, input_signature=signature, jit_compile=mode == "xla")
+
+    def run_epoch(batches: Any, steps: Any) -> None:
+        for _ in tf.range(steps):
+            step(*next(batches))
+
+    compiled_epoch = tf.function(run_epoch, jit_compile=False)
 
     if recipe.reused_optimizer_state:
         # An earlier run (one epoch) leaves iterations and slots in the optimizer; only the
@@ -108,10 +126,15 @@ def train_tape(
     for _ in range(training.epochs):
         start = time.perf_counter()
         epoch_loss.reset_state()
-        for _ in range(plan.steps_per_epoch):
-            step(*next(batches))
+        if mode == "epoch":
+            compiled_epoch(batches, tf.constant(plan.steps_per_epoch))
+        else:
+            for _ in range(plan.steps_per_epoch):
+                step(*next(batches))
         losses.append(epoch_loss.result().numpy())
         seconds.append(time.perf_counter() - start)
+        if on_epoch is not None:
+            on_epoch(len(losses))
     return PathRun(
         name="tape",
         epoch_losses=as_floats(losses),
