@@ -110,10 +110,22 @@ def comparison_options(func: Callable[..., Any]) -> Callable[..., Any]:
     return training_options(func)
 
 
-def training_options(func: Callable[..., Any]) -> Callable[..., Any]:
-    """The options every training command shares, built from the config schema, plus output."""
+def setting_options(func: Callable[..., Any]) -> Callable[..., Any]:
+    """The options built from the config schema, plus ``--config``."""
     for setting in reversed(SCHEMA):
         func = _option(setting)(func)
+    return click.option(
+        "-c",
+        "--config",
+        "config_path",
+        type=click.Path(path_type=Path, dir_okay=False),
+        help="A TOML config file; flags override it.",
+    )(func)
+
+
+def training_options(func: Callable[..., Any]) -> Callable[..., Any]:
+    """The options every training command shares, built from the config schema, plus output."""
+    func = setting_options(func)
     func = click.option(
         "-o",
         "--output",
@@ -127,13 +139,6 @@ def training_options(func: Callable[..., Any]) -> Callable[..., Any]:
         default="text",
         show_default=True,
         help="Report format.",
-    )(func)
-    func = click.option(
-        "-c",
-        "--config",
-        "config_path",
-        type=click.Path(path_type=Path, dir_okay=False),
-        help="A TOML config file; flags override it.",
     )(func)
     return func
 
@@ -292,6 +297,35 @@ def explain(config_path: Path | None, output_format: str, output: Path | None, *
 
 
 @cli.command()
+@setting_options
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(path_type=Path, dir_okay=False),
+    required=True,
+    help="Where to write the script (FILE.py), atomically.",
+)
+def export(config_path: Path | None, output: Path, **flags: Any) -> None:
+    """Write a standalone Python script that does both trainings exactly as configured.
+
+    It depends only on tensorflow and numpy; run it with --format json and its `epochs` list
+    equals `fitvstape run --format json`'s with the same options. Copy it if you want the code
+    rather than the tool.
+    """
+    from fitvstape.data import load
+    from fitvstape.export import render_script
+
+    config = _resolve(config_path, output, flags)
+    try:
+        if config.data.csv is not None:
+            load(config.data, config.training.seed, config.origins)  # refuse a bad CSV now
+    except InputError as exc:
+        raise BadInput(str(exc)) from None
+    _emit(render_script(config), output)
+    click.echo(f"wrote {output}: python {output} --format json", err=True)
+
+
+@cli.command()
 @training_options
 @click.option(
     "--repeat",
@@ -447,13 +481,10 @@ def _write_sinks(result: Any, logdir: Path | None, plot: Path | None, junit_xml:
 
 def _resolve(config_path: Path | None, output: Path | None, flags: dict[str, Any]) -> Any:
     from fitvstape.config import resolve
-    from fitvstape.data import load
 
     try:
         config = resolve(config_path, flags)
         _refuse_overwriting_inputs(output, config_path, config.data.csv)
-        if config.data.csv is not None:
-            load(config.data, config.training.seed, config.origins)  # a bad CSV fails before TF loads
     except InputError as exc:
         raise BadInput(str(exc)) from None
     return config

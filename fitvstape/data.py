@@ -102,8 +102,10 @@ def read_csv(
 ) -> Dataset:
     """Read a numeric CSV with a header row; ``target`` (default: the last column) is predicted.
 
-    Parsing is one vectorised ``np.loadtxt`` call. Only when it fails is the file scanned again
-    in Python, to name the bad row and column.
+    Parsing is one vectorised ``np.loadtxt`` call, straight to float32 (correctly rounded, and
+    half the memory of float64: 68 MB for a million rows of 17 columns). Only when it fails is
+    the file scanned again in Python, to name the bad row and column. A value beyond float32's
+    range becomes inf and is reported as not finite.
     """
     header = _read_header(path, origin)
     if len(set(header)) != len(header):
@@ -118,7 +120,7 @@ def read_csv(
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)  # "input contained no data": reported below
-            table = np.loadtxt(path, delimiter=",", skiprows=1, dtype=np.float64, ndmin=2, encoding="utf-8")
+            table = np.loadtxt(path, delimiter=",", skiprows=1, dtype=np.float32, ndmin=2, encoding="utf-8")
     except ValueError:
         raise InputError(_locate_bad_cell(path, header, origin)) from None
     if table.shape[0] == 0:

@@ -51,27 +51,42 @@ def render_script(config: Config) -> str:
 
 
 def _docstring(config: Config) -> str:
-    body = textwrap.dedent(
-        f"""\
-            model.fit() vs a tf.GradientTape loop: one linear regression, trained both ways.
-
-            Exported by fitvstape {__version__}. Standalone: it needs TensorFlow (with Keras 3) and NumPy.
-            Both paths start from the same initial weights, see the same batches in the same order and
-            report each epoch's loss the way fit does. Set up this way they agree bit for bit on CPU.
-
-                python this_script.py                 # per-epoch losses and final weights, as tables
-                python this_script.py --format json   # the same as one JSON document
-
-            The settings, resolved at export. They are also a fitvstape config file, so
-            `fitvstape run --config FILE` trains exactly the same:
-
-            """
-    ) + textwrap.indent(_settings_toml(config), "    ")
+    paragraphs = [_ABOUT.format(version=__version__)]
+    if config.training.loss == "log_cosh":
+        paragraphs.append(_LOG_COSH_NOTE)
+    paragraphs += [_USAGE, _SETTINGS_INTRO + textwrap.indent(_settings_toml(config), "    ")]
+    body = "\n\n".join(p.strip("\n") for p in paragraphs) + "\n"
     escaped = body.replace("\\", "\\\\").replace('"""', '\\"\\"\\"')
     text = f'"""{escaped}"""'
     if any(len(line) > LINE_LENGTH for line in text.splitlines()):
         text += "  # noqa: E501"  # a long CSV path; ruff reads a string's noqa at its end
     return text
+
+
+_ABOUT = """
+model.fit() vs a tf.GradientTape loop: one linear regression, trained both ways.
+
+Exported by fitvstape {version}. Standalone: it needs TensorFlow (with Keras 3) and NumPy.
+Both paths start from the same initial weights, see the same batches in the same order and
+report each epoch's loss the way fit does. Set up this way they agree bit for bit on CPU.
+"""
+
+_LOG_COSH_NOTE = """
+With LogCosh the final weights are still bit-exact, but a reported epoch loss may differ by a
+few float32 ULPs: grappler's constant folding inside fit's compiled train function treats
+LogCosh's x + softplus(-2x) - log(2) differently ("Where bit-exactness ends", fitvstape's README).
+"""
+
+_USAGE = """
+    python this_script.py                 # per-epoch losses and final weights, as tables
+    python this_script.py --format json   # the same as one JSON document
+"""
+
+_SETTINGS_INTRO = """
+The settings, resolved at export. They are also a fitvstape config file, so
+`fitvstape run --config FILE` trains exactly the same:
+
+"""
 
 
 def _settings_toml(config: Config) -> str:
