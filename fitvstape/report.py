@@ -124,7 +124,7 @@ def text(result: RunResult) -> RenderableType:
     v = result.versions
     footer = (
         f"{_setup(result)}\n"
-        f"{_timing_line('fit', result.fit.epoch_seconds)} · "
+        f"{_timing_line('fit', result.fit.epoch_seconds)}\n"
         f"{_timing_line('tape', result.tape.epoch_seconds)}\n"
         f"TensorFlow {v['tensorflow']}, Keras {v['keras']}, fitvstape {v['fitvstape']}"
     )
@@ -185,7 +185,8 @@ def _setup(result: RunResult) -> str:
     )
     mistakes = f"\ntape loop with pitfalls: {', '.join(result.pitfalls)}" if result.pitfalls else ""
     return (
-        f"{d.source} data: {d.samples} samples x {d.features} features, seed {t.seed}{mistakes}\n"
+        f"{d.source} data: {d.samples} samples x {d.features} feature{'s' * (d.features != 1)}, "
+        f"seed {t.seed}{mistakes}\n"
         f"{t.epochs} epochs · {t.optimizer} lr={t.learning_rate:g} · {t.loss} · {batch} · "
         f"{'shuffled' if t.shuffle else 'in order'}"
     )
