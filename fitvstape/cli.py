@@ -288,12 +288,14 @@ def explain(config_path: Path | None, output_format: str, output: Path | None, *
 
     config = _resolve(config_path, output, flags)
     explanation = run_explain(config)
-    if output_format == "json":
-        _emit(report.dumps(report.explanation_json(explanation)), output)
-    elif output_format == "markdown":
-        _emit(report.explanation_markdown(explanation), output)
-    else:
-        _emit(_render_plain(report.explanation_text(explanation), styled=output is None), output)
+    _emit_as(
+        output_format,
+        output,
+        explanation,
+        report.explanation_json,
+        report.explanation_markdown,
+        report.explanation_text,
+    )
 
 
 @cli.command()
@@ -365,12 +367,7 @@ def bench(
             result = run_bench(config, repeat, methods or tuple(BENCH_METHODS), progress.step)
     except InputError as exc:
         raise BadInput(str(exc)) from None
-    if output_format == "json":
-        _emit(report.dumps(report.bench_json(result)), output)
-    elif output_format == "markdown":
-        _emit(report.bench_markdown(result), output)
-    else:
-        _emit(_render_plain(report.bench_text(result), styled=output is None), output)
+    _emit_as(output_format, output, result, report.bench_json, report.bench_markdown, report.bench_text)
 
 
 @cli.command()
@@ -501,14 +498,39 @@ def _refuse_overwriting_inputs(output: Path | None, *inputs: Path | None) -> Non
 
 
 def _render(result: Any, output_format: str, styled: bool) -> str:
-    """The report as text; ``styled`` adds colour and the terminal's width on a terminal."""
+    """A comparison report in ``output_format``; ``styled`` allows colour on a terminal."""
+    from fitvstape import report
+
+    return _formatted(output_format, styled, result, report.to_json, report.markdown, report.text)
+
+
+def _emit_as(
+    output_format: str,
+    output: Path | None,
+    value: Any,
+    as_json: Callable[[Any], dict[str, Any]],
+    as_markdown: Callable[[Any], str],
+    as_text: Callable[[Any], Any],
+) -> None:
+    _emit(_formatted(output_format, output is None, value, as_json, as_markdown, as_text), output)
+
+
+def _formatted(
+    output_format: str,
+    styled: bool,
+    value: Any,
+    as_json: Callable[[Any], dict[str, Any]],
+    as_markdown: Callable[[Any], str],
+    as_text: Callable[[Any], Any],
+) -> str:
+    """``value`` through the report builder for ``output_format``: strict JSON, markdown, or rich."""
     from fitvstape import report
 
     if output_format == "json":
-        return report.dumps(report.to_json(result))
+        return report.dumps(as_json(value))
     if output_format == "markdown":
-        return report.markdown(result)
-    return _render_plain(report.text(result), styled)
+        return as_markdown(value)
+    return _render_plain(as_text(value), styled)
 
 
 def _render_plain(renderable: Any, styled: bool = True) -> str:
