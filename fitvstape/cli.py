@@ -132,15 +132,19 @@ def training_options(func: Callable[..., Any]) -> Callable[..., Any]:
         type=click.Path(path_type=Path, dir_okay=False),
         help="Write the report to FILE (atomically) instead of stdout.",
     )(func)
-    func = click.option(
+    return format_option(FORMATS)(func)
+
+
+def format_option(formats: tuple[str, ...]) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """``--format``, the same on every command: text for people, the others for machines."""
+    return click.option(
         "--format",
         "output_format",
-        type=click.Choice(FORMATS),
+        type=click.Choice(formats),
         default="text",
         show_default=True,
-        help="Report format.",
-    )(func)
-    return func
+        help="Output format.",
+    )
 
 
 class _Group(click.Group):
@@ -257,14 +261,7 @@ def check(
 
 
 @cli.command()
-@click.option(
-    "--format",
-    "output_format",
-    type=click.Choice(["text", "json"]),
-    default="text",
-    show_default=True,
-    help="Output format.",
-)
+@format_option(("text", "json"))
 def pitfalls(output_format: str) -> None:
     """List the common mistakes that make a tape loop disagree with fit, and their fixes."""
     from fitvstape import report
@@ -373,14 +370,7 @@ def bench(
 @cli.command()
 @click.argument("expression")
 @click.option("--at", "bindings", multiple=True, metavar="NAME=VALUE", help="Bind a variable (repeatable).")
-@click.option(
-    "--format",
-    "output_format",
-    type=click.Choice(["text", "json"]),
-    default="text",
-    show_default=True,
-    help="Output format.",
-)
+@format_option(("text", "json"))
 def grad(expression: str, bindings: tuple[str, ...], output_format: str) -> None:
     """Differentiate EXPRESSION with tf.GradientTape, checked by finite differences.
 
