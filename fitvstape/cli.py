@@ -215,7 +215,7 @@ def run(
     Exits 0 whether or not the paths agree (a diverged run is reported, not a crash); use
     ``check`` to gate on agreement.
     """
-    result = _compare(config_path, output, flags, pitfalls)
+    result = _compare(config_path, output, flags, pitfalls, logdir, plot)
     _write_sinks(result, logdir, plot)
     _emit(_render(result, output_format, styled=output is None), output)
 
@@ -245,7 +245,7 @@ def check(
     """
     from fitvstape import report
 
-    result = _compare(config_path, output, flags, pitfalls)
+    result = _compare(config_path, output, flags, pitfalls, logdir, plot)
     _write_sinks(result, logdir, plot, junit_xml)
     summary = os.environ.get("GITHUB_STEP_SUMMARY")
     if summary:
@@ -394,11 +394,22 @@ def grad(expression: str, bindings: tuple[str, ...], output_format: str) -> None
 
 
 def _compare(
-    config_path: Path | None, output: Path | None, flags: dict[str, Any], pitfalls: tuple[str, ...]
+    config_path: Path | None,
+    output: Path | None,
+    flags: dict[str, Any],
+    pitfalls: tuple[str, ...],
+    logdir: Path | None = None,
+    plot: Path | None = None,
 ) -> Any:
     from fitvstape.runner import run_comparison
 
     config = _resolve(config_path, output, flags)
+    from fitvstape.sinks import check_available
+
+    try:
+        check_available(logdir, plot)
+    except InputError as exc:
+        raise BadInput(str(exc)) from None
     progress = _Progress(total=2 * config.training.epochs, label="epochs")
     try:
         with progress:

@@ -13,8 +13,10 @@ functions that need them, so importing this module costs nothing.
 
 from __future__ import annotations
 
+import importlib.util
 import math
 import os
+import sys
 import tempfile
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
@@ -30,6 +32,24 @@ if TYPE_CHECKING:
     from fitvstape.runner import RunResult
 
 PLOT_INSTALL_HINT = "--plot needs matplotlib: pip install 'fitvstape[plot]'"
+TENSORBOARD_INSTALL_HINT = "--logdir needs tensorboard: pip install 'fitvstape[tensorboard]'"
+
+
+def check_available(logdir: Path | None = None, plot: Path | None = None) -> None:
+    """Refuse, before any training, a sink whose optional package is not installed.
+
+    TensorFlow 2.21 no longer installs TensorBoard, and matplotlib is an extra.
+    """
+    if logdir is not None and not _installed("tensorboard"):
+        raise InputError(TENSORBOARD_INSTALL_HINT)
+    if plot is not None and not _installed("matplotlib"):
+        raise InputError(PLOT_INSTALL_HINT)
+
+
+def _installed(name: str) -> bool:
+    if name in sys.modules:
+        return sys.modules[name] is not None
+    return importlib.util.find_spec(name) is not None
 
 
 # -- TensorBoard --------------------------------------------------------------------------------
@@ -50,6 +70,7 @@ def write_tensorboard(result: RunResult, logdir: Path) -> list[Path]:
     """
     if logdir.exists() and not logdir.is_dir():
         raise InputError(f"{logdir} is a file; a TensorBoard logdir must be a folder")
+    check_available(logdir=logdir)
     from fitvstape.backend import tensorflow
 
     tf = tensorflow()

@@ -188,3 +188,14 @@ def test_no_progress_bar_when_stderr_is_not_a_terminal():
     result = CliRunner().invoke(cli, ["run", *SMALL, "--format", "json"])
     assert result.stderr == ""
     json.loads(result.stdout)
+
+
+@pytest.mark.parametrize(
+    ("flag", "package", "extra"),
+    [("--logdir", "tensorboard", "tensorboard"), ("--plot", "matplotlib", "plot")],
+)
+def test_a_sink_without_its_package_is_refused_before_training(flag, package, extra, monkeypatch, tmp_path):
+    monkeypatch.setitem(sys.modules, package, None)  # as if not installed
+    result = CliRunner().invoke(cli, ["run", flag, str(tmp_path / "out.png")])
+    assert result.exit_code == 2
+    assert f"{flag} needs {package}: pip install 'fitvstape[{extra}]'" in result.output
