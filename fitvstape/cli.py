@@ -19,7 +19,7 @@ import click
 
 from fitvstape import __version__
 from fitvstape.config import FULL_BATCH, SCHEMA, Setting
-from fitvstape.errors import InputError
+from fitvstape.errors import DistributedError, InputError
 from fitvstape.pitfalls import PITFALLS
 
 BENCH_METHODS = (
@@ -284,7 +284,12 @@ def explain(config_path: Path | None, output_format: str, output: Path | None, *
     from fitvstape.runner import explain as run_explain
 
     config = _resolve(config_path, output, flags)
-    explanation = run_explain(config)
+    try:
+        explanation = run_explain(config)
+    except InputError as exc:
+        raise BadInput(str(exc)) from None
+    except DistributedError as exc:
+        raise click.ClickException(str(exc)) from None
     _emit_as(
         output_format,
         output,
@@ -416,6 +421,8 @@ def _compare(
             return run_comparison(config, pitfalls, on_epoch=lambda path, epoch: progress.step(path))
     except InputError as exc:
         raise BadInput(str(exc)) from None
+    except DistributedError as exc:
+        raise click.ClickException(str(exc)) from None
 
 
 class _Progress:

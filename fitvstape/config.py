@@ -452,6 +452,12 @@ def _check_combinations(merged: Mapping[str, Any], where: Mapping[str, str]) -> 
     elif "target" in merged:
         raise InputError(f"{where['target']} needs CSV data: set --data or [data] csv")
 
+    if merged.get("replicas", 1) > 1 and merged.get("workers", 1) > 1:
+        raise InputError(
+            f"{where['replicas']} and {where['workers']} can't be combined: "
+            "each local worker trains on one CPU"
+        )
+
     weights, features = merged.get("true_weights"), merged.get("features")
     if weights is not None and features is not None and len(weights) != features:
         raise InputError(

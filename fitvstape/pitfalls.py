@@ -29,6 +29,8 @@ class Recipe:
     post_update_loss: bool = False
     default_learning_rate: bool = False
     reused_optimizer_state: bool = False
+    distributed_reduce_mean: bool = False
+    fixed_global_batch: bool = False
 
     @property
     def aligned(self) -> bool:
@@ -89,6 +91,20 @@ def _needs_other_learning_rate(t: TrainingConfig) -> Mapping[str, Any]:
 def _needs_optimizer_state(t: TrainingConfig) -> Mapping[str, Any]:
     stateless = t.optimizer == "sgd" and not t.options.get("momentum")
     return {"momentum": 0.9} if stateless else {}
+
+
+def _needs_distribution(t: TrainingConfig) -> dict[str, Any]:
+    return {} if t.replicas > 1 or t.workers > 1 else {"replicas": 2}
+
+
+def _needs_distribution_and_sgd(t: TrainingConfig) -> Mapping[str, Any]:
+    # Adam, AdamW and RMSprop divide a constant gradient scale back out: it would barely show.
+    needs = _needs_distribution(t)
+    return needs if t.optimizer in ("sgd", "adagrad") else {**needs, "optimizer": "sgd"}
+
+
+def _needs_distribution_and_mini_batches(t: TrainingConfig) -> Mapping[str, Any]:
+    return {**_needs_distribution(t), **_needs_mini_batches(t)}
 
 
 PITFALLS: dict[str, Pitfall] = {
@@ -185,6 +201,29 @@ PITFALLS: dict[str, Pitfall] = {
             "the tape path starts from zeros and trains full batch",
             ("zeros_init", "full_batch"),
             _needs_mini_batches,
+        ),
+        Pitfall(
+            "distributed-loss-scale",
+            "Under a tf.distribute strategy each replica sees only its share of the batch and the "
+            "optimizer SUMS the replicas' gradients. fit divides each replica's mean loss (and "
+            "model.losses) by the number of replicas R; a plain tf.reduce_mean per replica makes "
+            "the gradient R times too large: with SGD, an R-times learning rate. Adam, AdamW and "
+            "RMSprop divide the scale back out, so there it barely shows.",
+            "loss = tf.nn.compute_average_loss(per_example_loss)  # inside strategy.run",
+            "the tape path's replica loss is tf.reduce_mean of its examples: R-times gradients",
+            ("distributed_reduce_mean",),
+            _needs_distribution_and_sgd,
+        ),
+        Pitfall(
+            "fixed-global-batch",
+            "The tf.distribute tutorials pass a fixed global_batch_size to "
+            "tf.nn.compute_average_loss. That is right for full batches, but an epoch's last batch "
+            "is usually smaller: dividing its summed loss by the full batch size underweights it, "
+            "in the gradient and in the reported loss. fit divides by the batch's real size.",
+            "loss = tf.nn.compute_average_loss(per_example_loss)  # no global_batch_size",
+            "the tape path divides every batch's summed loss by the full batch size",
+            ("fixed_global_batch",),
+            _needs_distribution_and_mini_batches,
         ),
     )
 }

@@ -28,6 +28,7 @@ def to_json(result: RunResult) -> dict[str, Any]:
         "versions": result.versions,
         "config": result.config.to_dict(),
         "pitfalls": list(result.pitfalls),
+        "distribution": None if result.distribution is None else result.distribution.to_dict(),
         "data": result.data.describe(),
         "plan": {
             "batch_size": result.plan.batch_size,
@@ -184,6 +185,12 @@ def _setup(result: RunResult) -> str:
         )
     )
     mistakes = f"\ntape loop with pitfalls: {', '.join(result.pitfalls)}" if result.pitfalls else ""
+    if result.distribution is not None:
+        info = result.distribution
+        mistakes += (
+            f"\n{info.strategy}: {info.replicas} replicas, {info.workers} worker(s) "
+            f"on {', '.join(info.devices)}"
+        )
     return (
         f"{d.source} data: {d.samples} samples x {d.features} feature{'s' * (d.features != 1)}, "
         f"seed {t.seed}{mistakes}\n"

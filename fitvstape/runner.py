@@ -11,13 +11,15 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from fitvstape import __version__
+from fitvstape import __version__, distribute
 from fitvstape.backend import tensorflow
 from fitvstape.compare import Comparison, compare
 from fitvstape.config import Config, with_training
 from fitvstape.data import BatchPlan, Dataset, batch_plan, closed_form, load
+from fitvstape.distribute import DistributionInfo
+from fitvstape.errors import InputError
 from fitvstape.model import Weights, initial_weights
-from fitvstape.pitfalls import PITFALLS, Pitfall, recipe
+from fitvstape.pitfalls import PITFALLS, Pitfall
 from fitvstape.trainers.common import PathRun
 
 
@@ -33,6 +35,7 @@ class RunResult:
     comparison: Comparison
     versions: dict[str, str]
     pitfalls: tuple[str, ...] = ()
+    distribution: DistributionInfo | None = None
 
 
 def run_comparison(
@@ -43,6 +46,10 @@ def run_comparison(
 ) -> RunResult:
     """Train both paths from the same weights on the same batches and compare them.
 
+    With ``training.replicas`` > 1 both paths train under one MirroredStrategy; with
+    ``training.workers`` > 1 the work goes to local worker processes
+    (:func:`fitvstape.distribute.run_workers`).
+
     Args:
         config: the resolved settings.
         pitfalls: names from :data:`fitvstape.pitfalls.PITFALLS` to write into the tape loop.
@@ -52,8 +59,22 @@ def run_comparison(
         on_epoch: called as ``on_epoch("fit" or "tape", epoch)`` after each epoch.
     """
     training = config.training
+    if training.workers > 1:
+        return distribute.run_workers(config, pitfalls)
+    variant, tape_recipe = distribute.tape_recipe(pitfalls)
+    strategy = devices = None
+    if training.replicas > 1:
+        # Must come before any other TensorFlow work: it splits the CPU into logical devices.
+        strategy, devices = distribute.configure_replicas(training.replicas)
+    elif variant != "aligned":
+        raise InputError(
+            f"--pitfall: {', '.join(p for p in pitfalls if p in distribute.DISTRIBUTED_PITFALLS)} "
+            "needs --replicas 2 or more (or --workers)"
+        )
     data = load(config.data, training.seed, config.origins)
     plan = batch_plan(data.samples, training.batch_size, training.shuffle, training.seed)
+    if strategy is not None:
+        distribute.check_split(plan, training.replicas, "--replicas")
 
     from fitvstape.trainers.fit import train_fit
     from fitvstape.trainers.tape import train_tape
@@ -63,18 +84,52 @@ def run_comparison(
     if fit_cache is not None and key in fit_cache:
         fit = fit_cache[key]
     else:
-        fit = train_fit(data, plan, initial, training, on_epoch=_for_path(on_epoch, "fit"))
+        fit = train_fit(data, plan, initial, training, strategy=strategy, on_epoch=_for_path(on_epoch, "fit"))
         if fit_cache is not None:
             fit_cache[key] = fit
-    tape = train_tape(
-        data,
-        plan,
-        initial,
-        training,
-        mode="eager" if training.eager else "epoch",
-        recipe=recipe(pitfalls),
-        on_epoch=_for_path(on_epoch, "tape"),
-    )
+    if strategy is None:
+        tape = train_tape(
+            data,
+            plan,
+            initial,
+            training,
+            mode="eager" if training.eager else "epoch",
+            recipe=tape_recipe,
+            on_epoch=_for_path(on_epoch, "tape"),
+        )
+        info = None
+    else:
+        tape = distribute.train_tape_distributed(
+            data,
+            plan,
+            initial,
+            training,
+            strategy,
+            distributed_loss=variant,
+            recipe=tape_recipe,
+            eager=training.eager,
+            on_epoch_end=_for_path(on_epoch, "tape"),
+        )
+        info = distribute.DistributionInfo(
+            strategy=type(strategy).__name__,
+            replicas=strategy.num_replicas_in_sync,
+            workers=1,
+            devices=list(devices or []),
+        )
+    return assemble(config, data, plan, initial, fit, tape, pitfalls, info)
+
+
+def assemble(
+    config: Config,
+    data: Dataset,
+    plan: BatchPlan,
+    initial: Weights,
+    fit: PathRun,
+    tape: PathRun,
+    pitfalls: Sequence[str],
+    distribution: DistributionInfo | None = None,
+) -> RunResult:
+    """Compare two finished runs and wrap everything a report needs."""
     kernel, bias = closed_form(data)
     optimum = Weights(kernel=kernel, bias=bias)
     comparison = compare(fit, tape, initial.flat(), [v for _, v in optimum.flat()], config.check)
@@ -89,6 +144,7 @@ def run_comparison(
         comparison=comparison,
         versions=versions(),
         pitfalls=tuple(pitfalls),
+        distribution=distribution,
     )
 
 
@@ -122,6 +178,10 @@ def explain(config: Config) -> Explanation:
     rows = []
     for pitfall in PITFALLS.values():
         needs = dict(pitfall.needs(config.training))
+        if needs.pop("replicas", 1) > 1:
+            # Logical devices can't be added once TensorFlow has started in this process, so a
+            # pitfall that needs replicas runs its row on two local worker processes instead.
+            needs["workers"] = 2
         row_config = with_training(config, needs) if needs else config
         rows.append(PitfallRow(pitfall, run_comparison(row_config, [pitfall.name], fits), needs))
     rows.sort(

@@ -199,3 +199,18 @@ def test_a_sink_without_its_package_is_refused_before_training(flag, package, ex
     result = CliRunner().invoke(cli, ["run", flag, str(tmp_path / "out.png")])
     assert result.exit_code == 2
     assert f"{flag} needs {package}: pip install 'fitvstape[{extra}]'" in result.output
+
+
+@pytest.mark.parametrize(
+    ("args", "named"),
+    [
+        (["--replicas", "0"], "--replicas"),
+        (["--workers", "0"], "--workers"),
+        (["--replicas", "2", "--workers", "2"], "--replicas and --workers"),
+        (["--pitfall", "distributed-loss-scale"], "--replicas"),
+    ],
+)
+def test_bad_distribution_settings_are_refused(args, named):
+    result = CliRunner().invoke(cli, ["run", "--samples", "20", "--epochs", "1", *args])
+    assert result.exit_code == 2, result.output
+    assert named in result.output and "Traceback" not in result.output
