@@ -29,7 +29,6 @@ collects the chief's result.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import json
 import os
 import pickle
@@ -207,20 +206,15 @@ def train_tape_distributed(
     tf = tensorflow()
     import keras
 
+    from fitvstape.trainers.tape import apply_recipe
+
     recipe = recipe or Recipe()
-    # The Recipe switches of the two distributed pitfalls, once pitfalls.Recipe declares them.
-    if getattr(recipe, "distributed_reduce_mean", False):
+    if recipe.distributed_reduce_mean:
         distributed_loss = "reduce_mean"
-    elif getattr(recipe, "fixed_global_batch", False):
+    elif recipe.fixed_global_batch:
         distributed_loss = "fixed_global_batch"
-    if recipe.zeros_init:
-        initial = Weights(kernel=np.zeros_like(initial.kernel), bias=np.zeros_like(initial.bias))
-    if recipe.full_batch:
-        plan = batch_plan(plan.samples, None, plan.shuffle, plan.seed)
-    if recipe.file_order:
-        plan = dataclasses.replace(plan, shuffle=False)
+    initial, plan, learning_rate = apply_recipe(recipe, initial, plan, training)
     spec = catalog.OPTIMIZERS[training.optimizer]
-    learning_rate = spec.default_learning_rate if recipe.default_learning_rate else training.learning_rate
     replicas = strategy.num_replicas_in_sync
     global_batch = plan.batch_size
 

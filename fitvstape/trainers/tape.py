@@ -30,6 +30,21 @@ ALIGNED = Recipe()
 MODES = ("epoch", "step", "eager", "xla")
 
 
+def apply_recipe(
+    recipe: Recipe, initial: Weights, plan: BatchPlan, training: TrainingConfig
+) -> tuple[Weights, BatchPlan, float]:
+    """The starting weights, batch plan and learning rate a loop with ``recipe``'s pitfalls uses."""
+    if recipe.zeros_init:
+        initial = Weights(kernel=np.zeros_like(initial.kernel), bias=np.zeros_like(initial.bias))
+    if recipe.full_batch:
+        plan = batch_plan(plan.samples, None, plan.shuffle, plan.seed)
+    if recipe.file_order:
+        plan = dataclasses.replace(plan, shuffle=False)
+    spec = catalog.OPTIMIZERS[training.optimizer]
+    learning_rate = spec.default_learning_rate if recipe.default_learning_rate else training.learning_rate
+    return initial, plan, learning_rate
+
+
 def train_tape(
     data: Dataset,
     plan: BatchPlan,
@@ -56,14 +71,8 @@ def train_tape(
     tf = tensorflow()
     import keras
 
-    if recipe.zeros_init:
-        initial = Weights(kernel=np.zeros_like(initial.kernel), bias=np.zeros_like(initial.bias))
-    if recipe.full_batch:
-        plan = batch_plan(plan.samples, None, plan.shuffle, plan.seed)
-    if recipe.file_order:
-        plan = dataclasses.replace(plan, shuffle=False)
+    initial, plan, learning_rate = apply_recipe(recipe, initial, plan, training)
     spec = catalog.OPTIMIZERS[training.optimizer]
-    learning_rate = spec.default_learning_rate if recipe.default_learning_rate else training.learning_rate
 
     model = build_model(data.features, training, initial)
     optimizer = spec.build(learning_rate, training.optimizer_settings)
