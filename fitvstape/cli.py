@@ -65,7 +65,8 @@ class _Floats(click.ParamType):
 def _option(setting: Setting) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """A click option for one schema setting. Defaults are None: unset flags don't override."""
     default = setting.default()
-    help_text = setting.help if setting.option else f"{setting.help} [default: {_show(default)}]"
+    shown = setting.option is None and default is not None
+    help_text = f"{setting.help} [default: {_show(default)}]" if shown else setting.help
     if setting.kind == "bool":
         name = setting.cli_flag[2:]
         return click.option(f"--{name}/--no-{name}", setting.key, default=None, help=help_text)

@@ -301,7 +301,10 @@ SCHEMA: tuple[Setting, ...] = (
     Setting("training", "l1", "float", "L1 kernel regularisation factor.", check=_non_negative_finite),
     Setting("training", "l2", "float", "L2 kernel regularisation factor.", check=_non_negative_finite),
     Setting(
-        "training", "eager", "bool", "Run the tape loop eagerly, step by step (slow; default: compiled)."
+        "training",
+        "eager",
+        "bool",
+        "Run the tape loop eagerly, step by step (slow); off: compiled, one tf.function per epoch.",
     ),
     Setting(
         "training",
