@@ -91,11 +91,13 @@ def verdict(c: Comparison) -> str:
             f"max |Δ weight| {_g(c.max_abs_weight_diff)} ({c.max_ulp_diff} ulp)."
         )
     e, p = c.worst_epoch, c.worst_param
-    return (
-        f"DIFFER{' beyond tolerance' + tol if tol else ''}: worst epoch {e.epoch} "
-        f"(|Δ loss| {_g(e.abs_diff)}), worst parameter {p.name} "
-        f"(|Δ| {_g(p.abs_diff)}, {p.ulp_diff} ulp)."
+    losses = f"worst epoch {e.epoch} (|Δ loss| {_g(e.abs_diff)})" if e.abs_diff != 0 else "losses equal"
+    weights = (
+        f"worst parameter {p.name} (|Δ| {_g(p.abs_diff)}, {p.ulp_diff} ulp)"
+        if p.abs_diff != 0
+        else "final weights equal"
     )
+    return f"DIFFER{' beyond tolerance' + tol if tol else ''}: {losses}, {weights}."
 
 
 def text(result: RunResult) -> RenderableType:

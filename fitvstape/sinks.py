@@ -17,15 +17,13 @@ import importlib.util
 import math
 import os
 import sys
-import tempfile
 import xml.etree.ElementTree as ET
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any
 
 from fitvstape.compare import ulp_distance
 from fitvstape.errors import InputError
+from fitvstape.files import atomic_open
 from fitvstape.report import verdict
 
 if TYPE_CHECKING:
@@ -155,7 +153,7 @@ def write_plot(result: RunResult, path: Path) -> None:
     diff_ax.grid(alpha=0.3)
 
     fig.suptitle(verdict(c), wrap=True, color="tab:green" if c.match else "tab:red")
-    with _atomic(path, "wb") as fh:
+    with atomic_open(path, "wb") as fh:
         fig.savefig(fh, format=fmt, dpi=120)
 
 
@@ -273,7 +271,7 @@ def write_junit(result: RunResult, path: Path) -> None:
     suite.extend(cases)
     ET.SubElement(suite, "system-out").text = verdict(c) + "\n"
     ET.indent(root)
-    with _atomic(path, "wb") as fh:
+    with atomic_open(path, "wb") as fh:
         ET.ElementTree(root).write(fh, encoding="utf-8", xml_declaration=True)
         fh.write(b"\n")
 
@@ -308,32 +306,3 @@ def append_step_summary(markdown_text: str, path: Path) -> None:
 
 
 # -- helpers ------------------------------------------------------------------------------------
-
-
-@contextmanager
-def _atomic(path: Path, mode: str) -> Iterator[IO[Any]]:
-    """Write to a temp file in ``path``'s folder, then rename it over ``path`` in one step."""
-    folder = path.parent
-    if not folder.is_dir():
-        raise InputError(f"cannot write {path}: folder {folder} does not exist")
-    if path.is_dir():
-        raise InputError(f"cannot write {path}: it is a folder")
-    try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
-    except OSError as exc:
-        raise InputError(f"cannot write {path}: {exc.strerror or exc}") from None
-    try:
-        with os.fdopen(fd, mode) as fh:
-            if hasattr(os, "fchmod"):  # POSIX: mkstemp makes 0600; use a new file's usual mode
-                os.fchmod(fh.fileno(), 0o666 & ~_umask())
-            yield fh
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def _umask() -> int:
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 
@@ -214,3 +215,19 @@ def test_bad_distribution_settings_are_refused(args, named):
     result = CliRunner().invoke(cli, ["run", "--samples", "20", "--epochs", "1", *args])
     assert result.exit_code == 2, result.output
     assert named in result.output and "Traceback" not in result.output
+
+
+def test_verdict_says_which_of_losses_and_weights_differ():
+    result = invoke("check", *SMALL, "--pitfall", "unweighted-epoch-loss")
+    assert result.exit_code == 1
+    assert result.stdout.startswith("DIFFER: worst epoch")
+    assert result.stdout.rstrip().endswith("final weights equal.")
+
+
+def test_output_file_gets_the_usual_permissions(tmp_path):
+    target = tmp_path / "report.md"
+    assert invoke("check", *SMALL, "--format", "markdown", "-o", str(target)).exit_code == 0
+    umask = os.umask(0o022)
+    os.umask(umask)
+    assert target.stat().st_mode & 0o777 == 0o666 & ~umask
+    assert "Δ" in target.read_text(encoding="utf-8")
