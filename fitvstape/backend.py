@@ -26,6 +26,8 @@ def tensorflow() -> Any:
     """
     if "tensorflow" in sys.modules:
         return sys.modules["tensorflow"]
+    # Both paths are TensorFlow's: a KERAS_BACKEND=jax in the user's shell must not switch fit.
+    os.environ["KERAS_BACKEND"] = "tensorflow"
     quiet = _QUIET_VARIABLE not in os.environ
     if quiet:
         os.environ[_QUIET_VARIABLE] = "3"
