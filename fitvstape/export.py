@@ -276,14 +276,14 @@ def _csv_data() -> str:
 
 
 def load_data():
-    """Features x (n, F) and target y (n, 1) from CSV_PATH: parsed as float64, stored as float32.
+    """Features x (n, F) and target y (n, 1) from CSV_PATH, as float32.
 
     y is a column, like the model's output: a (n,) target against a (n, 1) prediction is the
     classic broadcasting bug in hand-written losses.
     """
     with open(CSV_PATH, newline="", encoding="utf-8") as fh:
         header = [name.strip() for name in next(csv.reader([fh.readline()]))]
-    table = np.loadtxt(CSV_PATH, delimiter=",", skiprows=1, dtype=np.float64, ndmin=2, encoding="utf-8")
+    table = np.loadtxt(CSV_PATH, delimiter=",", skiprows=1, dtype=np.float32, ndmin=2, encoding="utf-8")
     target = header.index(header[-1] if TARGET is None else TARGET)
     features = [i for i in range(len(header)) if i != target]
     x = table[:, features]
