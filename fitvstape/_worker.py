@@ -53,7 +53,6 @@ def main(argv: list[str]) -> None:
         initial,
         training,
         strategy,
-        distributed_loss=job["distributed_loss"],
         recipe=job["recipe"],
         eager=training.eager,
         on_epoch_end=hook,

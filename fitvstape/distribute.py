@@ -57,15 +57,6 @@ from fitvstape.trainers.common import PathRun, as_floats, planned_batches
 if TYPE_CHECKING:  # runner imports this module to route distributed runs here
     from fitvstape.runner import RunResult
 
-DISTRIBUTED_LOSSES = ("aligned", "reduce_mean", "fixed_global_batch")
-"""How the tape loop turns per-example losses into each replica's loss (``distributed_loss``)."""
-
-DISTRIBUTED_PITFALLS: dict[str, str] = {
-    "distributed-loss-scale": "reduce_mean",
-    "fixed-global-batch": "fixed_global_batch",
-}
-"""Pitfall name -> the ``distributed_loss`` variant that reproduces it."""
-
 KILL_WORKER_VARIABLE = "FITVSTAPE_TEST_KILL_WORKER"
 """Test hook: set to ``1`` and worker task 1 kills itself (SIGKILL) after its first tape epoch."""
 
@@ -181,7 +172,6 @@ def train_tape_distributed(
     training: TrainingConfig,
     strategy: Any,
     *,
-    distributed_loss: str = "aligned",
     recipe: Recipe | None = None,
     eager: bool = False,
     on_epoch_end: Callable[[int], None] | None = None,
@@ -191,28 +181,19 @@ def train_tape_distributed(
     Args:
         data, plan, initial, training: as for :func:`fitvstape.trainers.fit.train_fit`.
         strategy: a MirroredStrategy or MultiWorkerMirroredStrategy.
-        distributed_loss: how each replica's loss is formed from its per-example losses:
-            ``"aligned"`` (``tf.nn.compute_average_loss(per_example)``, penalties scaled by
-            ``1/R``, as fit does), ``"reduce_mean"`` (``tf.reduce_mean`` and unscaled penalties:
-            the summed gradient is ``R`` times too large) or ``"fixed_global_batch"``
-            (``compute_average_loss(..., global_batch_size=plan.batch_size)``: the partial last
-            batch is underweighted). Default ``"aligned"``.
-        recipe: the single-device pitfalls to write into the loop as well. Default: none.
+        recipe: the pitfalls to write into the loop. Default: none. Its distributed switches
+            decide how each replica's loss is formed from its per-example losses (see
+            :func:`replica_loss_form`).
         eager: run each step eagerly instead of in a ``tf.function``. Default False.
         on_epoch_end: called with the 0-based epoch after each epoch. Default: none.
     """
-    if distributed_loss not in DISTRIBUTED_LOSSES:
-        raise ValueError(f"distributed_loss {distributed_loss!r} is not one of {DISTRIBUTED_LOSSES}")
     tf = tensorflow()
     import keras
 
     from fitvstape.trainers.tape import apply_recipe
 
     recipe = recipe or Recipe()
-    if recipe.distributed_reduce_mean:
-        distributed_loss = "reduce_mean"
-    elif recipe.fixed_global_batch:
-        distributed_loss = "fixed_global_batch"
+    distributed_loss = replica_loss_form(recipe)
     initial, plan, learning_rate = apply_recipe(recipe, initial, plan, training)
     spec = catalog.OPTIMIZERS[training.optimizer]
     replicas = strategy.num_replicas_in_sync
@@ -323,19 +304,26 @@ def average_loss(per_example: Any, replicas: int) -> Any:
     return loss
 
 
-def tape_recipe(pitfalls: Sequence[str]) -> tuple[str, Recipe]:
-    """The ``distributed_loss`` variant and the single-device :class:`Recipe` for ``pitfalls``.
+def replica_loss_form(recipe: Recipe) -> str:
+    """How the loop forms each replica's loss from its per-example losses.
+
+    ``"aligned"``: ``tf.nn.compute_average_loss(per_example)``, penalties scaled by ``1/R``, as fit
+    does. ``"reduce_mean"`` (pitfall distributed-loss-scale): ``tf.reduce_mean`` and unscaled
+    penalties, so the summed gradient is ``R`` times too large. ``"fixed_global_batch"`` (pitfall
+    fixed-global-batch): ``compute_average_loss(..., global_batch_size=plan.batch_size)``, so
+    the partial last batch is underweighted.
 
     Raises:
-        InputError: both distributed pitfalls at once (each replaces the loss).
-        KeyError: an unknown pitfall name, as :func:`fitvstape.pitfalls.recipe`.
+        InputError: both distributed pitfalls at once (each replaces the replica loss).
     """
-    variants = [DISTRIBUTED_PITFALLS[p] for p in pitfalls if p in DISTRIBUTED_PITFALLS]
-    if len(set(variants)) > 1:
-        names = " and ".join(p for p in pitfalls if p in DISTRIBUTED_PITFALLS)
-        raise InputError(f"--pitfall: {names} each replace the replica loss; apply one at a time")
-    rest = [p for p in pitfalls if p not in DISTRIBUTED_PITFALLS]
-    return (variants[0] if variants else "aligned"), recipe(rest)
+    if recipe.distributed_reduce_mean and recipe.fixed_global_batch:
+        raise InputError(
+            "--pitfall: distributed-loss-scale and fixed-global-batch each replace the replica loss; "
+            "apply one at a time"
+        )
+    if recipe.distributed_reduce_mean:
+        return "reduce_mean"
+    return "fixed_global_batch" if recipe.fixed_global_batch else "aligned"
 
 
 def check_split(plan: BatchPlan, replicas: int, flag: str) -> None:
@@ -386,7 +374,8 @@ def run_workers(config: Config, pitfalls: Sequence[str] = (), timeout_s: float =
     if training.replicas > 1:
         raise InputError("--replicas and --workers can't be combined: each local worker trains on one CPU")
     n = training.workers
-    variant, tape_pitfalls = tape_recipe(pitfalls)
+    tape_pitfalls = recipe(pitfalls)
+    replica_loss_form(tape_pitfalls)  # refuse a contradictory pair before starting any worker
     data = load(config.data, training.seed, config.origins)
     plan = batch_plan(data.samples, training.batch_size, training.shuffle, training.seed)
     check_split(plan, n, "--workers")
@@ -396,7 +385,6 @@ def run_workers(config: Config, pitfalls: Sequence[str] = (), timeout_s: float =
         "plan": plan,
         "initial": initial,
         "training": training,
-        "distributed_loss": variant,
         "recipe": tape_pitfalls,
         "workers": n,
         "timeout_s": timeout_s,

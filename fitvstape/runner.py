@@ -19,7 +19,7 @@ from fitvstape.data import BatchPlan, Dataset, batch_plan, closed_form, load
 from fitvstape.distribute import DistributionInfo
 from fitvstape.errors import InputError
 from fitvstape.model import Weights, initial_weights
-from fitvstape.pitfalls import PITFALLS, Pitfall
+from fitvstape.pitfalls import PITFALLS, Pitfall, recipe
 from fitvstape.trainers.common import PathRun
 
 
@@ -61,16 +61,14 @@ def run_comparison(
     training = config.training
     if training.workers > 1:
         return distribute.run_workers(config, pitfalls)
-    variant, tape_recipe = distribute.tape_recipe(pitfalls)
+    tape_recipe = recipe(pitfalls)
     strategy = devices = None
     if training.replicas > 1:
         # Must come before any other TensorFlow work: it splits the CPU into logical devices.
         strategy, devices = distribute.configure_replicas(training.replicas)
-    elif variant != "aligned":
-        raise InputError(
-            f"--pitfall: {', '.join(p for p in pitfalls if p in distribute.DISTRIBUTED_PITFALLS)} "
-            "needs --replicas 2 or more (or --workers)"
-        )
+    elif distribute.replica_loss_form(tape_recipe) != "aligned":
+        needing = [p for p in pitfalls if distribute.replica_loss_form(recipe([p])) != "aligned"]
+        raise InputError(f"--pitfall: {', '.join(needing)} needs --replicas 2 or more (or --workers)")
     data = load(config.data, training.seed, config.origins)
     plan = batch_plan(data.samples, training.batch_size, training.shuffle, training.seed)
     if strategy is not None:
@@ -105,7 +103,6 @@ def run_comparison(
             initial,
             training,
             strategy,
-            distributed_loss=variant,
             recipe=tape_recipe,
             eager=training.eager,
             on_epoch_end=_for_path(on_epoch, "tape"),
