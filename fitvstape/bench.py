@@ -15,21 +15,12 @@ from typing import Any
 
 import numpy as np
 
+from fitvstape.catalog import BENCH_METHODS as METHODS
 from fitvstape.config import Config
 from fitvstape.data import BatchPlan, Dataset, batch_plan, closed_form, load
 from fitvstape.errors import InputError
 from fitvstape.model import Weights, initial_weights
 from fitvstape.trainers.common import PathRun
-
-METHODS: dict[str, str] = {
-    "fit": "model.fit, one step per compiled call",
-    "fit_steps_per_execution": "model.fit with steps_per_execution = steps per epoch",
-    "tape_eager": "GradientTape loop, eager, step by step",
-    "tape_function": "GradientTape step in a tf.function",
-    "tape_compiled_epoch": "a whole epoch of GradientTape steps in one tf.function",
-    "tape_xla": "GradientTape step in a tf.function with jit_compile=True",
-    "closed_form": "NumPy least-squares solve (the floor; not a training loop)",
-}
 
 
 @dataclass(frozen=True)

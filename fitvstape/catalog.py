@@ -175,3 +175,16 @@ def _unique(options: Any) -> tuple[Option, ...]:
     for opt in options:
         seen.setdefault(opt.key, opt)
     return tuple(seen.values())
+
+
+# What ``fitvstape bench`` times, in order, with a line on each: the CLI's --method choices and
+# the bench report both read this.
+BENCH_METHODS: dict[str, str] = {
+    "fit": "model.fit, one step per compiled call",
+    "fit_steps_per_execution": "model.fit with steps_per_execution = steps per epoch",
+    "tape_eager": "GradientTape loop, eager, step by step",
+    "tape_function": "GradientTape step in a tf.function",
+    "tape_compiled_epoch": "a whole epoch of GradientTape steps in one tf.function",
+    "tape_xla": "GradientTape step in a tf.function with jit_compile=True",
+    "closed_form": "NumPy least-squares solve (the floor; not a training loop)",
+}

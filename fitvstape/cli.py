@@ -17,19 +17,10 @@ from typing import Any
 import click
 
 from fitvstape import __version__
+from fitvstape.catalog import BENCH_METHODS
 from fitvstape.config import FULL_BATCH, SCHEMA, Setting
 from fitvstape.errors import DistributedError, InputError
 from fitvstape.pitfalls import PITFALLS
-
-BENCH_METHODS = (
-    "fit",
-    "fit_steps_per_execution",
-    "tape_eager",
-    "tape_function",
-    "tape_compiled_epoch",
-    "tape_xla",
-    "closed_form",
-)
 
 EXIT_MISMATCH = 1
 EXIT_BAD_INPUT = 2
@@ -215,9 +206,11 @@ def run(
     Exits 0 whether or not the paths agree (a diverged run is reported, not a crash); use
     ``check`` to gate on agreement.
     """
+    from fitvstape import report
+
     result = _compare(config_path, output, flags, pitfalls, logdir, plot)
     _write_sinks(result, logdir, plot)
-    _emit(_render(result, output_format, styled=output is None), output)
+    _emit_as(output_format, output, result, report.to_json, report.markdown, report.text)
 
 
 @cli.command()
@@ -255,7 +248,7 @@ def check(
     if output_format == "text":
         _emit(report.verdict(result.comparison) + "\n", output)
     else:
-        _emit(_render(result, output_format, styled=output is None), output)
+        _emit_as(output_format, output, result, report.to_json, report.markdown, report.text)
     if not result.comparison.match:
         sys.exit(EXIT_MISMATCH)
 
@@ -503,13 +496,6 @@ def _refuse_overwriting_inputs(output: Path | None, *inputs: Path | None) -> Non
             raise InputError(f"--output: {output} is an input of this run; refusing to overwrite it")
     if not output.parent.is_dir() and str(output.parent) not in ("", "."):
         raise InputError(f"--output: folder {output.parent} does not exist")
-
-
-def _render(result: Any, output_format: str, styled: bool) -> str:
-    """A comparison report in ``output_format``; ``styled`` allows colour on a terminal."""
-    from fitvstape import report
-
-    return _formatted(output_format, styled, result, report.to_json, report.markdown, report.text)
 
 
 def _emit_as(
