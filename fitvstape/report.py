@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+import statistics
 from typing import Any
 
 from rich.console import Group, RenderableType
@@ -164,8 +165,7 @@ def markdown(result: RunResult) -> str:
 
 def _epoch_timings(seconds: tuple[float, ...]) -> dict[str, float | None]:
     """The first epoch (tracing and compiling) apart from the median of the rest."""
-    rest = sorted(seconds[1:])
-    median = None if not rest else (rest[(len(rest) - 1) // 2] + rest[len(rest) // 2]) / 2
+    median = statistics.median(seconds[1:]) if len(seconds) > 1 else None
     return {"first_epoch_s": seconds[0] if seconds else None, "later_epoch_s_median": median}
 
 

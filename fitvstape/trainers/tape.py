@@ -68,6 +68,8 @@ def train_tape(
             the aligned loop.
         on_epoch: called with each finished epoch's number (1-based), for progress display.
     """
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {MODES}, not {mode!r}")
     tf = tensorflow()
     import keras
 
@@ -109,8 +111,6 @@ def train_tape(
         tf.TensorSpec((None, data.features), tf.float32),
         tf.TensorSpec((None, 1), tf.float32),
     ]
-    if mode not in MODES:
-        raise ValueError(f"mode must be one of {MODES}, not {mode!r}")
     if mode == "eager":
         step = train_step
     else:
