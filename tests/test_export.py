@@ -14,7 +14,6 @@ from __future__ import annotations
 import ast
 import json
 import runpy
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -222,14 +221,13 @@ def as_arrays(config):
     return data.x, data.y
 
 
-@pytest.mark.skipif(shutil.which("ruff") is None, reason="ruff is not installed")
 def test_exported_scripts_are_ruff_clean(tmp_path):
     # One ruff run over many exports; ruff starts in milliseconds, unlike a TensorFlow script.
     for name, script in some_configs(tmp_path).items():
         (tmp_path / f"{name.replace('-', '_')}.py").write_text(script, encoding="utf-8")
     pyproject = Path(__file__).resolve().parent.parent / "pyproject.toml"
     done = subprocess.run(
-        ["ruff", "check", "--no-cache", "--config", str(pyproject), str(tmp_path)],
+        [sys.executable, "-m", "ruff", "check", "--no-cache", "--config", str(pyproject), str(tmp_path)],
         capture_output=True,
         text=True,
     )
